@@ -1,0 +1,50 @@
+"""Fixtures shared by every test folder: real servers started once per session, on free ports."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from devhost.processes import (
+    ManagedProcess,
+    azurite_argv,
+    free_port,
+    port_in_use,
+    table_connection_string,
+)
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Azurite:
+    table_port: int
+    connection_string: str
+    process: ManagedProcess
+
+
+@pytest.fixture(scope="session")
+def session_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder for the logs of the servers this session starts."""
+    return tmp_path_factory.mktemp("server-logs")
+
+
+@pytest.fixture(scope="session")
+def azurite(session_logs: Path) -> Iterator[Azurite]:
+    """Real Table storage: Azurite in memory, on 10002 if free, else any free port."""
+    table_port = free_port() if os.environ.get("CI") or port_in_use(10002) else 10002
+    process = ManagedProcess(
+        "azurite",
+        azurite_argv(blob_port=free_port(), queue_port=free_port(), table_port=table_port),
+        session_logs / "azurite.log",
+    ).start()
+    try:
+        process.wait_for_port(table_port, timeout=60)
+        yield Azurite(table_port, table_connection_string(table_port), process)
+    finally:
+        process.stop()
+

@@ -1,0 +1,187 @@
+"""Connection, group, user and permission state of the emulated service: one `Hub` per hub name.
+
+Pure state plus fan-out; no networking. The WebSocket side registers `Connection`s whose `sink`
+knows how to frame a message for that client's protocol; the REST side reads and changes the
+state through the methods below. Everything runs on one asyncio loop, so no locks are needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+log = logging.getLogger("wps_emulator")
+
+DataType = Literal["text", "json", "binary"]
+Permission = Literal["sendToGroup", "joinLeaveGroup"]
+
+
+@dataclass(frozen=True)
+class ServerMessage:
+    """A message the service pushes to a client: from the server (REST, upstream reply) or a group."""
+
+    data: bytes  # the payload as bytes: UTF-8 text, serialized JSON, or raw binary
+    data_type: DataType
+    source: Literal["server", "group"] = "server"
+    group: str | None = None
+    from_user_id: str | None = None
+
+
+class ClientSink(Protocol):
+    """What a connected client can be asked to do; implemented per client protocol."""
+
+    async def deliver(self, message: ServerMessage) -> None: ...
+
+    async def close(self, reason: str | None) -> None: ...
+
+
+@dataclass(eq=False)
+class Connection:
+    connection_id: str
+    hub: str
+    user_id: str | None
+    sink: ClientSink
+    subprotocol: str | None = None
+    roles: set[str] = field(default_factory=set)
+    groups: set[str] = field(default_factory=set)
+
+    def has_permission(self, permission: Permission, group: str | None = None) -> bool:
+        """Role check: `webpubsub.<permission>` covers every group, `.<group>` one group."""
+        role = f"webpubsub.{permission}"
+        if role in self.roles:
+            return True
+        return group is not None and f"{role}.{group}" in self.roles
+
+
+ConnectionFilter = Callable[[Connection], bool]
+
+
+class Hub:
+    """State of one hub."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.connections: dict[str, Connection] = {}
+        # add_user_to_group is about the user: it applies to the user's current and later connections.
+        self._user_groups: dict[str, set[str]] = {}
+
+    # --- connections -------------------------------------------------------------------------
+    def add(self, connection: Connection) -> None:
+        connection.groups |= self._user_groups.get(connection.user_id or "", set())
+        self.connections[connection.connection_id] = connection
+
+    def remove(self, connection_id: str) -> Connection | None:
+        return self.connections.pop(connection_id, None)
+
+    def get(self, connection_id: str) -> Connection | None:
+        return self.connections.get(connection_id)
+
+    def of_user(self, user_id: str) -> list[Connection]:
+        return [c for c in self.connections.values() if c.user_id == user_id]
+
+    def in_group(self, group: str) -> list[Connection]:
+        return [c for c in self.connections.values() if group in c.groups]
+
+    def user_exists(self, user_id: str) -> bool:
+        return bool(self.of_user(user_id))
+
+    def group_exists(self, group: str) -> bool:
+        return bool(self.in_group(group))
+
+    # --- groups ------------------------------------------------------------------------------
+    def join(self, connection_id: str, group: str) -> bool:
+        """Add a connection to a group; False when the connection does not exist."""
+        conn = self.connections.get(connection_id)
+        if conn is None:
+            return False
+        conn.groups.add(group)
+        return True
+
+    def leave(self, connection_id: str, group: str) -> None:
+        conn = self.connections.get(connection_id)
+        if conn is not None:
+            conn.groups.discard(group)
+
+    def leave_all(self, connection_id: str) -> None:
+        conn = self.connections.get(connection_id)
+        if conn is not None:
+            conn.groups.clear()
+
+    def add_user_to_group(self, user_id: str, group: str) -> None:
+        self._user_groups.setdefault(user_id, set()).add(group)
+        for conn in self.of_user(user_id):
+            conn.groups.add(group)
+
+    def remove_user_from_group(self, user_id: str, group: str) -> None:
+        self._user_groups.get(user_id, set()).discard(group)
+        for conn in self.of_user(user_id):
+            conn.groups.discard(group)
+
+    def remove_user_from_all_groups(self, user_id: str) -> None:
+        self._user_groups.pop(user_id, None)
+        for conn in self.of_user(user_id):
+            conn.groups.clear()
+
+    # --- permissions -------------------------------------------------------------------------
+    def grant(self, connection_id: str, permission: Permission, group: str | None) -> bool:
+        conn = self.connections.get(connection_id)
+        if conn is None:
+            return False
+        conn.roles.add(_role(permission, group))
+        return True
+
+    def revoke(self, connection_id: str, permission: Permission, group: str | None) -> None:
+        conn = self.connections.get(connection_id)
+        if conn is not None:
+            conn.roles.discard(_role(permission, group))
+
+    # --- fan-out -----------------------------------------------------------------------------
+    def select(
+        self,
+        candidates: Iterable[Connection] | None = None,
+        *,
+        excluded: Iterable[str] = (),
+        where: ConnectionFilter | None = None,
+    ) -> list[Connection]:
+        """Connections among `candidates` (default: all) not excluded and matching `where`."""
+        skip = set(excluded)
+        pool = self.connections.values() if candidates is None else candidates
+        return [c for c in pool if c.connection_id not in skip and (where is None or where(c))]
+
+    async def deliver(self, targets: Iterable[Connection], message: ServerMessage) -> int:
+        """Send one message to many connections concurrently; a failing client does not stop the rest."""
+        targets = list(targets)
+        results = await asyncio.gather(*(c.sink.deliver(message) for c in targets), return_exceptions=True)
+        for conn, result in zip(targets, results, strict=True):
+            if isinstance(result, Exception):
+                log.warning("delivery to %s failed: %r", conn.connection_id, result)
+        return len(targets)
+
+    async def close(self, targets: Iterable[Connection], reason: str | None) -> int:
+        targets = list(targets)
+        await asyncio.gather(*(c.sink.close(reason) for c in targets), return_exceptions=True)
+        return len(targets)
+
+
+def _role(permission: Permission, group: str | None) -> str:
+    return f"webpubsub.{permission}" + (f".{group}" if group else "")
+
+
+class HubRegistry:
+    """All hubs of the emulated service; hub names compare case-insensitively."""
+
+    def __init__(self) -> None:
+        self._hubs: dict[str, Hub] = {}
+
+    def hub(self, name: str) -> Hub:
+        key = name.casefold()
+        hub = self._hubs.get(key)
+        if hub is None:
+            hub = self._hubs[key] = Hub(name)
+        return hub
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._hubs.values())

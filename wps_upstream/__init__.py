@@ -1,0 +1,1 @@
+"""The Web PubSub upstream: the deployed code behind function_app.py."""
