@@ -1,0 +1,443 @@
+"""The Web PubSub upstream protocol: CloudEvents over HTTP (binary mode), from bytes and headers to typed
+events, and typed responses back. No Azure Functions import, so it is tested without a host.
+
+See docs/app.md ("Event handler") and the protocol reference for the rules implemented here.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Literal
+
+from wps_upstream.errors import BadRequest, Forbidden, Unauthorized, UnsupportedMediaType
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "azure.webpubsub."
+USER_PREFIX = "azure.webpubsub.user."
+SYSTEM_TYPES = {
+    "azure.webpubsub.sys.connect": "connect",
+    "azure.webpubsub.sys.connected": "connected",
+    "azure.webpubsub.sys.disconnected": "disconnected",
+}
+# The headers that make a request a Web PubSub event (ce-awpsversion and ce-specversion are optional).
+EVENT_HEADERS = ("ce-type", "ce-hub", "ce-connectionId")
+ORIGIN_HEADER = "WebHook-Request-Origin"
+ALLOWED_ORIGIN_HEADER = "WebHook-Allowed-Origin"
+STATE_HEADER = "ce-connectionState"
+JSON_SUBPROTOCOLS = ("json.webpubsub.azure.v1", "json.reliable.webpubsub.azure.v1")
+
+DataType = Literal["text", "json", "binary"]
+CONTENT_TYPES: dict[str, DataType] = {
+    "text/plain": "text",
+    "application/json": "json",
+    "application/octet-stream": "binary",
+}
+REPLY_CONTENT_TYPES: dict[DataType, str] = {
+    "text": "text/plain; charset=utf-8",
+    "json": "application/json; charset=utf-8",
+    "binary": "application/octet-stream",
+}
+
+
+class EventKind(Enum):
+    """What a request is, decided once from `ce-type` before anything else looks at it."""
+
+    CONNECT = "connect"
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    USER = "user"
+    UNKNOWN = "unknown"
+
+
+def classify(ce_type: str | None) -> EventKind:
+    """Map a `ce-type` value to the kind of event (UNKNOWN for anything this app does not handle)."""
+    if not ce_type:
+        return EventKind.UNKNOWN
+    if ce_type in SYSTEM_TYPES:
+        return EventKind(SYSTEM_TYPES[ce_type])
+    if ce_type.startswith(USER_PREFIX) and len(ce_type) > len(USER_PREFIX):
+        return EventKind.USER
+    return EventKind.UNKNOWN
+
+
+@dataclass(frozen=True)
+class EventContext:
+    """The CloudEvents attributes every event carries (read from the ce-* headers)."""
+
+    kind: EventKind
+    hub: str
+    connection_id: str
+    event_id: str
+    event_name: str
+    user_id: str | None
+    time: str | None
+    origin: str
+    subprotocol: str | None
+    states: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConnectEvent:
+    """A client is connecting (blocking): the app accepts or rejects it."""
+
+    context: EventContext
+    claims: dict[str, list[str]]
+    query: dict[str, list[str]]
+    headers: dict[str, list[str]]
+    subprotocols: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ConnectedEvent:
+    """A connection is established (non-blocking)."""
+
+    context: EventContext
+
+
+@dataclass(frozen=True)
+class DisconnectedEvent:
+    """A connection has ended (non-blocking)."""
+
+    context: EventContext
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class UserEvent:
+    """A client sent an event (blocking); `data` is exactly the bytes received."""
+
+    context: EventContext
+    data_type: DataType
+    data: bytes
+
+    @property
+    def text(self) -> str:
+        """The data as text (valid UTF-8 is checked when text and JSON events are parsed)."""
+        return self.data.decode("utf-8")
+
+    def json(self) -> Any:
+        """The data as a JSON value (only for data_type "json")."""
+        return json.loads(self.data)
+
+
+Event = ConnectEvent | ConnectedEvent | DisconnectedEvent | UserEvent
+
+
+@dataclass(frozen=True)
+class EventResponse:
+    """What to answer the service: status, body, content type and extra headers."""
+
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+# --- headers --------------------------------------------------------------------------------------
+
+
+class Headers:
+    """Case-insensitive read-only view of request headers."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        self._items = {name.lower(): value for name, value in headers.items()}
+
+    def get(self, name: str) -> str | None:
+        return self._items.get(name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+
+# --- abuse protection -----------------------------------------------------------------------------
+
+
+def request_origins(value: str | None) -> list[str]:
+    """The host names in a WebHook-Request-Origin value (comma or space separated), lower-cased."""
+    return [item.lower() for item in re.split(r"[,\s]+", value or "") if item]
+
+
+def allowed_origin(value: str | None, allowed: Iterable[str]) -> str | None:
+    """The first origin in the request that is allowed, or None."""
+    allowed_set = {origin.lower() for origin in allowed}
+    return next((origin for origin in request_origins(value) if origin in allowed_set), None)
+
+
+def preflight(headers: Mapping[str, str], allowed: Iterable[str]) -> EventResponse:
+    """Answer the abuse-protection OPTIONS request: echo an allowed origin, refuse others."""
+    value = Headers(headers).get(ORIGIN_HEADER)
+    if not request_origins(value):
+        raise BadRequest(f"Abuse protection: the {ORIGIN_HEADER} header is missing.")
+    origin = allowed_origin(value, allowed)
+    if origin is None:
+        raise Forbidden(
+            f"Abuse protection: origin {value!r} is not allowed; this app accepts events only from the "
+            "Web PubSub service in its connection string (or WebPubSubAllowedOrigins)."
+        )
+    return EventResponse(200, headers=((ALLOWED_ORIGIN_HEADER, origin),))
+
+
+# --- signature ------------------------------------------------------------------------------------
+
+
+def expected_signature(access_key: str, connection_id: str) -> str:
+    """hex(HMAC-SHA256(key = the access-key string as UTF-8, message = the connection id)), lower-case."""
+    return hmac.new(access_key.encode("utf-8"), connection_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def verify_signature(header: str | None, connection_id: str, access_key: str) -> bool:
+    """True if any `sha256=<hex>` entry of ce-signature matches (case-insensitive, constant time)."""
+    if not header:
+        return False
+    expected = expected_signature(access_key, connection_id).encode("ascii")
+    matched = False
+    for entry in re.split(r"[,\s]+", header):
+        scheme, sep, digest = entry.partition("=")
+        if sep and scheme.lower() == "sha256":
+            # Compare every entry (no early exit) so timing does not reveal which slot matched.
+            matched |= hmac.compare_digest(digest.lower().encode("utf-8"), expected)
+    return matched
+
+
+# --- connection state -----------------------------------------------------------------------------
+
+
+def decode_state(value: str | None) -> dict[str, Any]:
+    """The state map from ce-connectionState; missing, invalid or non-object state is an empty map."""
+    if not value:
+        return {}
+    try:
+        state = json.loads(base64.b64decode(value, validate=True).decode("utf-8"))
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        logger.warning("Ignoring a ce-connectionState that is not base64 JSON")
+        return {}
+    if not isinstance(state, dict):
+        logger.warning("Ignoring a ce-connectionState that is not a JSON object")
+        return {}
+    return state
+
+
+def encode_state(states: Mapping[str, Any]) -> str:
+    """base64 of compact JSON (no spaces, insertion order), the form the service SDKs use."""
+    text = json.dumps(dict(states), separators=(",", ":"), ensure_ascii=False)
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+# --- parsing --------------------------------------------------------------------------------------
+
+
+def parse_event(
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    hub: str,
+    access_key: str,
+    allowed_origins: Iterable[str],
+) -> Event:
+    """Turn a POSTed request into a typed event, refusing it in this order with a clear error:
+    not a Web PubSub event (400); origin missing (400) or not allowed (403); signature missing or invalid
+    (401); another hub (400); unknown ce-type (400); malformed body (400) or unsupported type (415).
+    """
+    view = Headers(headers)
+    kind = classify(view.get("ce-type"))
+    for name in EVENT_HEADERS:
+        if not view.get(name):
+            raise BadRequest(f"Not a Web PubSub event: the {name} header is missing.")
+    origin_value = view.get(ORIGIN_HEADER)
+    if not request_origins(origin_value):
+        raise BadRequest(f"Not a Web PubSub event: the {ORIGIN_HEADER} header is missing.")
+    origin = allowed_origin(origin_value, allowed_origins)
+    if origin is None:
+        raise Forbidden(f"Events from origin {origin_value!r} are not accepted by this app.")
+    connection_id = view.get("ce-connectionId") or ""
+    signature = view.get("ce-signature")
+    if not signature:
+        raise Unauthorized("The ce-signature header is missing; events must be signed by the service.")
+    if not verify_signature(signature, connection_id, access_key):
+        raise Unauthorized("The ce-signature does not match: the event was not signed with this app's key.")
+    event_hub = view.get("ce-hub") or ""
+    if event_hub.lower() != hub.lower():
+        raise BadRequest(
+            f"This app serves hub {hub!r}, not {event_hub!r}; check the hub's event handler URL."
+        )
+    if kind is EventKind.UNKNOWN:
+        raise BadRequest(f"Unsupported event type {view.get('ce-type')!r}.")
+
+    ce_type = view.get("ce-type") or ""
+    context = EventContext(
+        kind=kind,
+        hub=event_hub,
+        connection_id=connection_id,
+        event_id=view.get("ce-id") or "",
+        event_name=view.get("ce-eventName")
+        or (ce_type[len(USER_PREFIX) :] if kind is EventKind.USER else kind.value),
+        user_id=view.get("ce-userId") or None,
+        time=view.get("ce-time"),
+        origin=origin,
+        subprotocol=view.get("ce-subprotocol") or None,
+        states=decode_state(view.get(STATE_HEADER)),
+    )
+    if kind is EventKind.CONNECT:
+        return _connect(context, body)
+    if kind is EventKind.CONNECTED:
+        _json_object(body, "connected", allow_empty=True)
+        return ConnectedEvent(context)
+    if kind is EventKind.DISCONNECTED:
+        reason = _json_object(body, "disconnected", allow_empty=True).get("reason")
+        return DisconnectedEvent(context, reason if isinstance(reason, str) else None)
+    if not context.event_id:
+        raise BadRequest("The ce-id header is missing; user events need an id.")
+    data_type = _data_type(view.get("Content-Type"))
+    _check_data(body, data_type)
+    return UserEvent(context, data_type, body)
+
+
+def _json_object(body: bytes, what: str, *, allow_empty: bool = False) -> dict[str, Any]:
+    if allow_empty and not body.strip():
+        return {}
+    try:
+        value = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise BadRequest(f"The {what} event body is not valid UTF-8 JSON.") from None
+    if not isinstance(value, dict):
+        raise BadRequest(f"The {what} event body must be a JSON object.")
+    return value
+
+
+def _string_lists(value: Any, name: str) -> dict[str, list[str]]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(items, list) and all(isinstance(item, str) for item in items) for items in value.values()
+    ):
+        raise BadRequest(f"The connect event field {name!r} must map names to lists of strings.")
+    return value
+
+
+def _connect(context: EventContext, body: bytes) -> ConnectEvent:
+    payload = _json_object(body, "connect")
+    subprotocols = payload.get("subprotocols") or []
+    if not isinstance(subprotocols, list) or not all(isinstance(item, str) for item in subprotocols):
+        raise BadRequest("The connect event field 'subprotocols' must be a list of strings.")
+    return ConnectEvent(
+        context=context,
+        claims=_string_lists(payload.get("claims"), "claims"),
+        query=_string_lists(payload.get("query"), "query"),
+        headers=_string_lists(payload.get("headers"), "headers"),
+        subprotocols=tuple(subprotocols),
+    )
+
+
+def _data_type(content_type: str | None) -> DataType:
+    """Data type from Content-Type; absent means binary, as the service treats it."""
+    if not content_type or not content_type.strip():
+        return "binary"
+    media, *params = (part.strip() for part in content_type.split(";"))
+    data_type = CONTENT_TYPES.get(media.lower())
+    if data_type is None:
+        raise UnsupportedMediaType(
+            f"Unsupported Content-Type {media!r}: "
+            "use text/plain, application/json or application/octet-stream."
+        )
+    for param in params:
+        key, _, value = param.partition("=")
+        charset = value.strip().strip('"').lower()
+        if key.strip().lower() == "charset" and data_type != "binary" and charset not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType(f"Unsupported charset {charset!r}: text must be UTF-8.")
+    return data_type
+
+
+def _check_data(body: bytes, data_type: DataType) -> None:
+    if data_type == "binary":
+        return
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(f"The {data_type} message is not valid UTF-8.") from None
+    if data_type == "json":
+        try:
+            json.loads(text, parse_constant=_not_json)
+        except ValueError:
+            raise BadRequest("The JSON message is not valid JSON.") from None
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")  # Python accepts NaN/Infinity; JSON does not
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+
+def choose_subprotocol(offered: Iterable[str]) -> str | None:
+    """The first offered subprotocol this app speaks (the JSON PubSub ones), or None."""
+    return next((protocol for protocol in offered if protocol in JSON_SUBPROTOCOLS), None)
+
+
+def _state_headers(states: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    return () if states is None else ((STATE_HEADER, encode_state(states)),)
+
+
+def json_body(value: Any) -> bytes:
+    """Compact UTF-8 JSON."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def connect_accepted(
+    *,
+    user_id: str | None = None,
+    subprotocol: str | None = None,
+    groups: Iterable[str] = (),
+    roles: Iterable[str] = (),
+    states: Mapping[str, Any] | None = None,
+) -> EventResponse:
+    """Accept a connect: 200 with the JSON fields given, or 204 when there is nothing to say.
+
+    `states` (the whole merged map) is sent as ce-connectionState when given.
+    """
+    payload: dict[str, Any] = {}
+    if user_id is not None:
+        payload["userId"] = user_id
+    if groups := list(groups):
+        payload["groups"] = groups
+    if roles := list(roles):
+        payload["roles"] = roles
+    if subprotocol:  # an empty subprotocol is invalid: omit it
+        payload["subprotocol"] = subprotocol
+    if not payload:
+        return EventResponse(204, headers=_state_headers(states))
+    return EventResponse(
+        200, json_body(payload), "application/json; charset=utf-8", headers=_state_headers(states)
+    )
+
+
+def user_event_reply(
+    data: bytes | str = b"", data_type: DataType = "binary", *, states: Mapping[str, Any] | None = None
+) -> EventResponse:
+    """Reply to the sender with a message of the given data type (sent as a server message)."""
+    body = data.encode("utf-8") if isinstance(data, str) else data
+    return EventResponse(200, body, REPLY_CONTENT_TYPES[data_type], headers=_state_headers(states))
+
+
+def no_content() -> EventResponse:
+    """204: success, nothing sent to the client."""
+    return EventResponse(204)
+
+
+def acknowledged() -> EventResponse:
+    """200 with an empty body, for non-blocking events."""
+    return EventResponse(200)
+
+
+def refused(status: int, message: str = "") -> EventResponse:
+    """An error answer: the status and a plain-text explanation."""
+    return EventResponse(status, message.encode("utf-8"), "text/plain; charset=utf-8" if message else None)

@@ -1,0 +1,59 @@
+"""The app's exceptions. Each carries its HTTP status; wps_upstream.responses turns them into responses.
+
+Raise these with a message a caller can act on: what was wrong and, where useful, how to fix it.
+The message is sent as the plain-text response body, so it never contains secrets or stack traces.
+"""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    """Base class: an error with a status code and a message safe to send to the caller."""
+
+    status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(AppError):
+    """The request is malformed or names something this app does not serve."""
+
+    status = 400
+
+
+class Unauthorized(AppError):
+    """No acceptable identity: no user, or a missing/invalid Web PubSub signature."""
+
+    status = 401
+
+
+class Forbidden(AppError):
+    """The caller is known but not allowed, e.g. a webhook origin that is not on the allowed list."""
+
+    status = 403
+
+
+class PayloadTooLarge(AppError):
+    """The message is larger than this app stores intact (nothing is truncated)."""
+
+    status = 413
+
+
+class UnsupportedMediaType(AppError):
+    """A content type or charset this app does not accept."""
+
+    status = 415
+
+
+class ConfigurationError(AppError):
+    """A setting is missing or malformed; the message names the setting (never its value)."""
+
+    status = 500
+
+
+class DependencyFailed(AppError):
+    """Storage (or another dependency) failed or timed out; the caller may retry."""
+
+    status = 503

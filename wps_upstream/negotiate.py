@@ -1,0 +1,43 @@
+"""GET /api/negotiate: a client access URL for the calling user (anonymous route; own user check)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import azure.functions as func
+
+from wps_upstream.identity import identify_user
+from wps_upstream.messages import iso_time
+from wps_upstream.responses import answer, json_response
+from wps_upstream.runtime import get_runtime
+
+blueprint = func.Blueprint()
+
+
+@blueprint.function_name("negotiate")
+@blueprint.route(route="negotiate", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+async def negotiate(req: func.HttpRequest) -> func.HttpResponse:
+    """{"url", "baseUrl", "token", "userId", "hub", "expiresOn"}; the token is signed locally (no I/O)."""
+
+    async def handle() -> func.HttpResponse:
+        runtime = await get_runtime()
+        settings = runtime.settings
+        user_id = identify_user(dict(req.headers), dict(req.params), settings)
+        minutes = settings.token_lifetime_minutes
+        expires_on = datetime.now(UTC) + timedelta(minutes=minutes)
+        token = await runtime.service_client.get_client_access_token(
+            user_id=user_id, minutes_to_expire=minutes
+        )
+        body = {
+            "url": token["url"],
+            "baseUrl": token["baseUrl"],
+            "token": token["token"],
+            "userId": user_id,
+            "hub": settings.hub,
+            "expiresOn": iso_time(expires_on),
+        }
+        response = json_response(body)
+        response.headers["Cache-Control"] = "no-store"  # a bearer token: never cached
+        return response
+
+    return await answer(handle, what="GET negotiate")

@@ -1,0 +1,75 @@
+"""Broadcasts through the Web PubSub REST API (azure-messaging-webpubsubservice, async client).
+
+A broadcast is best effort: a failure is logged with the event id and never fails the event, because
+the message is already stored (clients catch up through /api/messages) and presence is advisory.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient
+
+from wps_upstream.settings import PresenceBroadcast, Settings
+
+logger = logging.getLogger(__name__)
+
+
+def create_service_client(settings: Settings) -> WebPubSubServiceClient:
+    """The service client, with explicit timeouts and a small retry budget.
+
+    The SDK defaults (300 s timeouts, 10 retries) would let a hung service hold a function for minutes.
+    """
+    return WebPubSubServiceClient.from_connection_string(
+        settings.web_pubsub.connection_string,
+        hub=settings.hub,
+        connection_timeout=settings.dependency_timeout_s,
+        read_timeout=settings.dependency_timeout_s,
+        retry_total=settings.dependency_retries,
+        retry_backoff_factor=0.2,
+    )
+
+
+class Notifier:
+    """Sends chat messages and presence notices to connected clients."""
+
+    def __init__(self, client: WebPubSubServiceClient, presence: PresenceBroadcast) -> None:
+        self.client = client
+        self.presence = presence
+
+    async def broadcast_message(self, message: dict[str, Any], *, event_id: str, connection_id: str) -> bool:
+        """Send a stored message to every connection; False (logged) if the service call failed."""
+        return await self._send(message, None, what="message", event_id=event_id, connection_id=connection_id)
+
+    async def broadcast_presence(self, notice: dict[str, Any], *, event_id: str, connection_id: str) -> bool:
+        """Send a presence notice where PresenceBroadcast says (all, one group, or nowhere)."""
+        if self.presence.mode == "off":
+            return True
+        group = self.presence.group if self.presence.mode == "group" else None
+        return await self._send(
+            notice, group, what="presence", event_id=event_id, connection_id=connection_id
+        )
+
+    async def _send(
+        self, payload: dict[str, Any], group: str | None, *, what: str, event_id: str, connection_id: str
+    ) -> bool:
+        try:
+            if group is None:
+                await self.client.send_to_all(payload, content_type="application/json")
+            else:
+                await self.client.send_to_group(group, payload, content_type="application/json")
+        except Exception as error:  # any failure: the event itself has succeeded; say so in the log
+            logger.warning(
+                "Broadcast of %s failed for event %s of connection %s: %s: %s",
+                what,
+                event_id,
+                connection_id,
+                type(error).__name__,
+                error,
+            )
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.client.close()
