@@ -14,7 +14,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from devhost.processes import ManagedProcess, free_port, python_module_argv
+from devhost.processes import (
+    PROJECT_ROOT,
+    ManagedProcess,
+    free_port,
+    python_module_argv,
+    table_connection_string,
+)
 
 APPS_DIR = Path(__file__).resolve().parent / "apps"
 
@@ -120,5 +126,21 @@ def prefixed_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevHost]:
     app_dir = tmp_path_factory.mktemp("prefixed") / "app"
     shutil.copytree(APPS_DIR / "prefixed", app_dir, ignore=shutil.ignore_patterns("__pycache__"))
     host = start_devhost(app_dir, app_dir.parent / "devhost.log")
+    yield host
+    host.process.stop()
+
+
+@pytest.fixture(scope="module")
+def project_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevHost]:
+    """The real app with settings in the environment; the page needs neither storage nor the service."""
+    unused = free_port()  # nothing listens here: serving the page must not call a dependency
+    env = {
+        "WebPubSubConnectionString": f"Endpoint=http://127.0.0.1:{unused};AccessKey="
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;",
+        "AzureWebJobsStorage": table_connection_string(unused),
+        "WebPubSubHub": "chat",
+        "NegotiateAllowQueryUserId": "true",
+    }
+    host = start_devhost(PROJECT_ROOT, tmp_path_factory.mktemp("project") / "devhost.log", env=env)
     yield host
     host.process.stop()
