@@ -271,6 +271,11 @@ class _Table:
         self._created = False
         self._creating = asyncio.Lock()
 
+    @property
+    def endpoint(self) -> str:
+        """The table service URL (for diagnostics; holds no secret)."""
+        return str(self._service.url)
+
     async def client(self) -> TableClient:
         """The table client; creates the table the first time (once per object)."""
         if not self._created:
@@ -415,6 +420,11 @@ class MessageStore:
             raise _unavailable("reading messages", error) from error
         return rows, None
 
+    @property
+    def endpoint(self) -> str:
+        """The table service URL this store talks to (holds no secret)."""
+        return self._table.endpoint
+
     async def close(self) -> None:
         """Close the clients."""
         await self._table.close()
@@ -528,6 +538,11 @@ class PresenceStore:
             ]
         except AzureError as error:
             raise _unavailable("listing connections", error) from error
+
+    @property
+    def endpoint(self) -> str:
+        """The table service URL this store talks to (holds no secret)."""
+        return self._table.endpoint
 
     async def close(self) -> None:
         """Close the clients."""
