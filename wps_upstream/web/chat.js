@@ -241,9 +241,11 @@
     }
   }
 
-  async function loadHistory() {
+  async function loadHistory(name) {
+    // Locally the app learns who asks from ?userId=; in Azure from App Service Authentication.
+    const query = new URLSearchParams({ limit: String(HISTORY_LIMIT), userId: name });
     try {
-      const response = await fetch(`messages?limit=${HISTORY_LIMIT}`, { headers: { Accept: "application/json" } });
+      const response = await fetch(`messages?${query}`, { headers: { Accept: "application/json" } });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const body = await response.json();
       for (const message of body.messages ?? []) showMessage(message, "history");
@@ -280,7 +282,7 @@
         setConnected(true);
         setStatus("connected", `Connected as ${name}.`);
         textInput.focus();
-        loadHistory();
+        loadHistory(name);
       });
       ws.addEventListener("message", onFrame);
       ws.addEventListener("close", (event) => onClose(event, opened));
