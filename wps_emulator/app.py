@@ -1,0 +1,75 @@
+"""The aiohttp application: client endpoint, health, REST (from `rest.py`) and optional test hooks."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from .config import EmulatorConfig
+from .connection import ClientConnection
+from .endpoint import SERVICE_KEY, client_endpoint
+from .hub import HubRegistry
+from .service import Service
+from .upstream import Upstream
+
+log = logging.getLogger("wps_emulator")
+
+
+async def health(request: web.Request) -> web.Response:
+    """`HEAD /api/health` (and GET): 200 once the emulator serves."""
+    return web.Response(status=200)
+
+
+async def drop_connection(request: web.Request) -> web.Response:
+    """Test hook: cut a client's TCP connection without a close frame, as a network failure would."""
+    service = request.app[SERVICE_KEY]
+    info = service.registry.hub(request.match_info["hub"]).get(request.match_info["connection_id"])
+    if info is None or not isinstance(info.sink, ClientConnection):
+        return web.Response(status=404, text="no such connection\n")
+    log.info("test hook: dropping the socket of %s", info.sink.label)
+    info.sink.abort()
+    return web.Response(status=204)
+
+
+def create_app(config: EmulatorConfig, registry: HubRegistry | None = None) -> web.Application:
+    """Build the emulator's web application for `config`."""
+    registry = registry or HubRegistry()
+    upstream = Upstream(
+        access_key=config.access_key,
+        origin=config.origin,
+        timeout=config.upstream_timeout,
+        retry_delays=config.retry_delays,
+    )
+    service = Service(config, registry, upstream)
+    app = web.Application(client_max_size=16 * 1024 * 1024)
+    app[SERVICE_KEY] = service
+    app.router.add_get("/api/health", health)  # GET also registers HEAD
+    app.router.add_route("GET", "/client/hubs/{hub}", client_endpoint)
+    app.router.add_route("GET", "/client/", client_endpoint)
+    app.router.add_route("GET", "/client", client_endpoint)
+    if config.test_hooks:
+        app.router.add_route(
+            "POST", "/_emulator/hubs/{hub}/connections/{connection_id}/drop", drop_connection
+        )
+    _setup_rest(app, registry, config.access_key)
+
+    async def shutdown(app: web.Application) -> None:
+        for hub in registry:
+            await hub.close(list(hub.connections.values()), "the service is shutting down")
+        await service.drain()
+        await upstream.close()
+
+    app.on_shutdown.append(shutdown)
+    return app
+
+
+def _setup_rest(app: web.Application, registry: HubRegistry, access_key: str) -> None:
+    try:
+        from . import rest
+    except ModuleNotFoundError as exc:
+        if exc.name != "wps_emulator.rest":
+            raise
+        log.warning("REST API not available (wps_emulator.rest is missing)")
+        return
+    rest.setup(app, registry=registry, access_key=access_key)
