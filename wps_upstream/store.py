@@ -31,7 +31,7 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from wps_upstream.messages import DATA_TYPES, ChatMessage, DataType, iso_time, payload_problem
+from wps_upstream.messages import ChatMessage, DataType, iso_time, payload_problem
 
 # --- errors -------------------------------------------------------------------------------------------
 
@@ -341,39 +341,40 @@ class MessageStore:
         problem = payload_problem(data_type, data)
         if problem:
             raise InvalidMessage(problem)
+        _check_ids(user_id=user_id, connection_id=connection_id)
         partition = escape_key(hub)
         claim_key = claim_row_key(connection_id, event_id)
-        time = iso_time(received_at)
+        envelope: dict[str, Any] = {
+            "PartitionKey": partition,
+            "RowKey": message_row_key(received_at),
+            "v": _SCHEMA_VERSION,
+            "userId": user_id,
+            "connectionId": connection_id,
+            "time": iso_time(received_at),
+            "dataType": data_type,
+            "size": len(data),
+            "chunks": math.ceil(len(data) / CHUNK_BYTES),
+        }
+        capacity = payload_capacity(envelope)
+        if len(data) > capacity:
+            raise MessageTooLarge(len(data), capacity)
+        chunks = split_chunks(data)
         table = await self._table.client()
         for _ in range(_KEY_ATTEMPTS):
-            row_key = message_row_key(received_at)
-            envelope = {
-                "PartitionKey": partition,
-                "RowKey": row_key,
-                "v": _SCHEMA_VERSION,
-                "userId": user_id,
-                "connectionId": connection_id,
-                "time": time,
-                "dataType": data_type,
-                "size": len(data),
-                "chunks": math.ceil(len(data) / CHUNK_BYTES),
-            }
-            _check_envelope(envelope)
-            capacity = payload_capacity(envelope)
-            if len(data) > capacity:
-                raise MessageTooLarge(len(data), capacity)
-            claim = {"PartitionKey": partition, "RowKey": claim_key, "message": row_key}
+            claim = {"PartitionKey": partition, "RowKey": claim_key, "message": envelope["RowKey"]}
             try:
-                await table.submit_transaction([("create", envelope | split_chunks(data)), ("create", claim)])
+                await table.submit_transaction([("create", envelope | chunks), ("create", claim)])
             except AzureError as error:
                 if getattr(error, "status_code", None) != 409:
                     raise _unavailable("storing a message", error) from error
                 stored = await self._claimed(table, partition, claim_key)
                 if stored is not None:
                     return stored, False
-                # No claim: the random suffix met another message of the same tick. Draw again.
+                # No claim: the random suffix met another message of the same tick. Draw again
+                # (every row key has the same length, so the size check above still holds).
+                envelope["RowKey"] = message_row_key(received_at)
                 continue
-            return _message(row_key, envelope, data), True
+            return _message(envelope["RowKey"], envelope, data), True
         raise StoreUnavailable("Table storage kept refusing new message keys as already taken")
 
     async def _claimed(self, table: TableClient, partition: str, claim_key: str) -> ChatMessage | None:
@@ -444,15 +445,11 @@ def _range(partition: str, after: str) -> dict[str, str]:
     return {"pk": partition, "after": after, "end": "n"}
 
 
-def _check_envelope(envelope: Mapping[str, Any]) -> None:
-    # Ids come from the service and the app validates user ids; this only guards Azure's hard limits.
-    for name in ("userId", "connectionId"):
-        if utf16_units(envelope[name]) > STRING_UNITS_LIMIT:
-            raise ValueError(
-                f"{name} is too long for Table storage ({utf16_units(envelope[name])} UTF-16 units)"
-            )
-    if envelope["dataType"] not in DATA_TYPES:
-        raise InvalidMessage(f"unknown data type {envelope['dataType']!r}")
+def _check_ids(**ids: str) -> None:
+    # Ids come from the service and the app validates user ids; this only guards Azure's string limit.
+    for name, value in ids.items():
+        if utf16_units(value) > STRING_UNITS_LIMIT:
+            raise ValueError(f"{name} is too long for Table storage ({utf16_units(value)} UTF-16 units)")
 
 
 def _message(row_key: str, envelope: Mapping[str, Any], data: bytes) -> ChatMessage:

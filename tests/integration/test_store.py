@@ -348,7 +348,7 @@ def closed_port_connection_string() -> str:
 
 
 async def test_append_to_unreachable_storage_is_store_unavailable(closed_port_connection_string: str) -> None:
-    async with MessageStore.from_connection_string(closed_port_connection_string, retries=0) as store:
+    async with MessageStore.from_connection_string(closed_port_connection_string) as store:
         with pytest.raises(StoreUnavailable) as failed:
             await append(store)
     assert isinstance(failed.value.__cause__, AzureError)
