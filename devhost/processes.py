@@ -163,3 +163,51 @@ def table_connection_string(table_port: int) -> str:
 
 def python_module_argv(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
+
+
+def storage_connection_string(
+    *, blob_port: int, queue_port: int, table_port: int, host: str = "127.0.0.1"
+) -> str:
+    """Azurite connection string with all three services (what `func start` needs as AzureWebJobsStorage)."""
+    account = "devstoreaccount1"
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={AZURITE_ACCOUNT_KEY};"
+        f"BlobEndpoint=http://{host}:{blob_port}/{account};"
+        f"QueueEndpoint=http://{host}:{queue_port}/{account};"
+        f"TableEndpoint=http://{host}:{table_port}/{account};"
+    )
+
+
+def _listening_socket_inodes(port: int) -> set[str]:
+    """Inodes of sockets listening on a TCP port, from /proc/net/tcp{,6} (Linux only; empty elsewhere)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "0A":  # 0A: LISTEN
+                inodes.add(fields[9])
+    return inodes
+
+
+def port_owner(port: int) -> str | None:
+    """`pid N (command line)` of the process listening on a port, if this user may see it; else None."""
+    inodes = _listening_socket_inodes(port)
+    if not inodes:
+        return None
+    targets = {f"socket:[{inode}]" for inode in inodes}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in targets:
+                    command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                    return f"pid {proc.name} ({' '.join(command.split())[:120]})"
+        except OSError:
+            continue
+    return None

@@ -1,0 +1,131 @@
+"""The local stack (`make start`): Azurite, the emulator and the function host started, wired and stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devhost.processes import PROJECT_ROOT, port_in_use
+from devhost.stack import LocalStack, StackPorts
+
+pytestmark = pytest.mark.skipif(
+    not (PROJECT_ROOT / "wps_emulator" / "__main__.py").exists()
+    or not (PROJECT_ROOT / "function_app.py").exists(),
+    reason="the emulator or the function app is not written yet",
+)
+
+
+def http(method: str, url: str) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, method=method)  # noqa: S310 - local test URL
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return response.status, response.read()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    running = LocalStack(ports=StackPorts.free(), log_dir=tmp_path_factory.mktemp("stack-logs"))
+    running.start()
+    yield running
+    running.stop()
+
+
+def test_function_host_serves_the_chat_page(stack: LocalStack) -> None:
+    assert http("GET", f"{stack.function_url}/api/index")[0] == 200
+
+
+def test_emulator_answers_its_health_check(stack: LocalStack) -> None:
+    assert http("HEAD", f"{stack.emulator_endpoint}/api/health")[0] == 200
+
+
+def test_azurite_listens_on_all_three_ports(stack: LocalStack) -> None:
+    assert all(port_in_use(port) for port in (stack.ports.blob, stack.ports.queue, stack.ports.table))
+
+
+def test_function_app_negotiates_with_the_stacks_emulator(stack: LocalStack) -> None:
+    status, body = http("GET", f"{stack.function_url}/api/negotiate?userId=alice")
+    assert status == 200
+    assert json.loads(body)["url"].startswith(f"ws://127.0.0.1:{stack.ports.emulator}/client/hubs/chat?")
+
+
+def test_connection_strings_point_at_the_stacks_ports(stack: LocalStack) -> None:
+    assert f"Endpoint={stack.emulator_endpoint};" in stack.emulator_connection_string
+    assert f"TableEndpoint=http://127.0.0.1:{stack.ports.table}/devstoreaccount1;" in (
+        stack.storage_connection_string
+    )
+
+
+def test_restarted_function_host_is_a_new_process_that_answers(stack: LocalStack) -> None:
+    assert stack.function_host is not None
+    before = stack.function_host.pid
+    stack.restart_function_host()
+    assert stack.function_host.pid != before
+    assert http("GET", f"{stack.function_url}/api/index")[0] == 200
+
+
+def test_stop_leaves_no_process_running(tmp_path: Path) -> None:
+    own = LocalStack(ports=StackPorts.free(), log_dir=tmp_path)
+    own.start()
+    processes = [own.azurite, own.emulator, own.function_host]
+    own.stop()
+    assert [p.name for p in processes if p is None or p.running()] == []
+    assert [port for _, port in own.ports.roles() if port_in_use(port)] == []
+
+
+def stack_cli(ports: StackPorts, log_dir: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "devhost.stack", "--in-memory", "--log-dir", str(log_dir),
+        "--function-port", str(ports.function_host), "--emulator-port", str(ports.emulator),
+        "--blob-port", str(ports.blob), "--queue-port", str(ports.queue), "--table-port", str(ports.table),
+    ]  # fmt: skip
+
+
+def test_cli_refuses_a_taken_port_naming_it_and_its_process(tmp_path: Path) -> None:
+    ports = StackPorts.free()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", ports.emulator))
+        listener.listen()
+        result = subprocess.run(
+            stack_cli(ports, tmp_path), capture_output=True, text=True, timeout=60, check=False
+        )
+    assert result.returncode == 1
+    assert f"port {ports.emulator} (for the Web PubSub emulator) is already in use" in result.stderr
+    assert f"pid {os.getpid()}" in result.stderr
+
+
+def test_cli_refusing_a_taken_port_starts_nothing(tmp_path: Path) -> None:
+    ports = StackPorts.free()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", ports.table))
+        listener.listen()
+        subprocess.run(stack_cli(ports, tmp_path), capture_output=True, timeout=60, check=False)
+        others = [port for _, port in ports.roles() if port != ports.table]
+        assert [port for port in others if port_in_use(port)] == []
+
+
+def test_cli_stops_everything_on_sigint(tmp_path: Path) -> None:
+    ports = StackPorts.free()
+    output = tmp_path / "stdout.txt"
+    with output.open("wb") as sink:
+        cli = subprocess.Popen(stack_cli(ports, tmp_path / "logs"), stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "Ctrl-C stops all three." not in output.read_text() and cli.poll() is None:
+            assert time.monotonic() < deadline, output.read_text()
+            time.sleep(0.1)
+        assert f"Chat page: http://localhost:{ports.function_host}/api/index" in output.read_text()
+        cli.send_signal(signal.SIGINT)
+        assert cli.wait(timeout=30) == 0
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert [port for _, port in ports.roles() if port_in_use(port)] == []
