@@ -88,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Load settings, index the app, print the function URLs, serve until interrupted."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    # The Azure SDKs log every HTTP request and response with headers at INFO; keep their warnings only.
+    logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
     app_dir: Path = args.app_dir.resolve()
     try:
         settings = read_local_settings(app_dir)
