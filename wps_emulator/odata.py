@@ -244,9 +244,13 @@ def _describe(token: _Token) -> str:
 
 def _misplaced(token: _Token, expected: str) -> str:
     """Explain an unexpected token, pointing out unsupported or miscased operators by name."""
-    if token.kind == "word" and token.text not in _KEYWORDS:
-        if token.text.casefold() in (*_UNSUPPORTED_OPERATORS, *_KEYWORDS):
-            return _unknown_word(token.text)
+    lowered = token.text.casefold()
+    if (
+        token.kind == "word"
+        and token.text not in _KEYWORDS
+        and lowered in (*_UNSUPPORTED_OPERATORS, *_KEYWORDS)
+    ):
+        return _unknown_word(token.text)
     return f"expected {expected}, found {_describe(token)}"
 
 

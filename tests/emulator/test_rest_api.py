@@ -338,6 +338,15 @@ def test_message_ttl_out_of_range_is_a_400(server, hub) -> None:
     assert reply.json()["target"] == "messageTtlSeconds"
 
 
+def test_a_body_over_the_app_limit_is_a_json_413(server, hub) -> None:
+    sink = server.connect(hub, "c1")
+    body = b"x" * (1024**2 + 1)  # aiohttp's default client_max_size, which this test app keeps
+    reply = call(server, "POST", f"/api/hubs/{hub}/:send", body, content_type="application/octet-stream")
+    assert reply.status == 413
+    assert reply.json()["code"] == "PayloadTooLarge"
+    assert sink.messages == []
+
+
 # --- group membership ------------------------------------------------------------------------------
 
 
@@ -376,6 +385,12 @@ def test_add_user_to_group_covers_all_their_connections(server, hub, client) -> 
     server.connect(hub, "c3", "u2")
     client.add_user_to_group("room1", "u1")
     assert [server.connection(hub, c).groups for c in ("c1", "c2", "c3")] == [{"room1"}, {"room1"}, set()]
+
+
+def test_add_user_to_group_covers_their_later_connections(server, hub, client) -> None:
+    client.add_user_to_group("room1", "u1")
+    server.connect(hub, "c1", "u1")
+    assert server.connection(hub, "c1").groups == {"room1"}
 
 
 def test_remove_user_from_group(server, hub, client) -> None:
