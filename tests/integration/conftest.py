@@ -1,0 +1,97 @@
+"""The function app invoked in-process with func.HttpRequest, on real Azurite and a recording REST API."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+from tests.events.vectors import DEFAULT_KEY, EventVector
+from tests.integration.recorder import RestRecorder
+from wps_upstream.eventhandler import eventhandler
+from wps_upstream.history import list_messages
+from wps_upstream.negotiate import negotiate
+from wps_upstream.runtime import get_runtime, reset_runtime
+
+
+@pytest.fixture(scope="session")
+def rest_recorder() -> Iterator[RestRecorder]:
+    recorder = RestRecorder().start()
+    try:
+        yield recorder
+    finally:
+        recorder.stop()
+
+
+@dataclass
+class FunctionApp:
+    """Calls the app's HTTP functions like the Functions host would."""
+
+    recorder: RestRecorder
+
+    async def event(self, vector: EventVector) -> func.HttpResponse:
+        request = func.HttpRequest(
+            vector.method, vector.url, headers=vector.headers, params={}, body=vector.body
+        )
+        return await eventhandler(request)
+
+    async def negotiate(
+        self, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None
+    ) -> func.HttpResponse:
+        request = func.HttpRequest(
+            "GET",
+            "http://localhost:7071/api/negotiate",
+            headers=dict(headers or {}),
+            params=dict(params or {}),
+            body=b"",
+        )
+        return await negotiate(request)
+
+    async def messages(self, user: str | None = "reader", **params: str) -> func.HttpResponse:
+        if user is not None:
+            params["userId"] = user
+        request = func.HttpRequest("GET", "http://localhost:7071/api/messages", params=params, body=b"")
+        return await list_messages(request)
+
+    async def history(self, **params: str) -> list[dict[str, Any]]:
+        response = await self.messages(**params)
+        assert response.status_code == 200, response.get_body()
+        return list(json.loads(response.get_body())["messages"])
+
+    async def online(self) -> list[tuple[str, str]]:
+        runtime = await get_runtime()
+        return await runtime.presence_store.online(hub=runtime.settings.hub)
+
+
+@pytest.fixture
+async def app(
+    azurite: Any, rest_recorder: RestRecorder, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[FunctionApp]:
+    """The app configured for this test: fresh tables, the recorder as the service, local user ids allowed."""
+    suffix = uuid.uuid4().hex[:12]
+    env = {
+        "WebPubSubConnectionString": f"Endpoint={rest_recorder.endpoint};AccessKey={DEFAULT_KEY};",
+        "WebPubSubHub": "chat",
+        # The vectors in tests/events come from the Azure service host used in the protocol reference.
+        "WebPubSubAllowedOrigins": "xxx.webpubsub.azure.com",
+        "AzureWebJobsStorage": azurite.connection_string,
+        "NegotiateAllowQueryUserId": "true",
+        "MessagesTableName": f"messages{suffix}",
+        "PresenceTableName": f"presence{suffix}",
+        "DependencyTimeoutSeconds": "5",
+        "DependencyRetries": "1",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("WEBSITE_AUTH_ENABLED", raising=False)
+    monkeypatch.delenv("PresenceBroadcast", raising=False)
+    rest_recorder.clear()
+    await reset_runtime()
+    yield FunctionApp(rest_recorder)
+    await reset_runtime()
+    rest_recorder.clear()

@@ -1,0 +1,122 @@
+"""/api/negotiate and /api/messages through the functions, on real Azurite."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import jwt
+import pytest
+
+from tests.events.vectors import DEFAULT_KEY, load
+from tests.integration.conftest import FunctionApp
+from wps_upstream.runtime import reset_runtime
+
+
+async def test_negotiate_returns_a_client_url_for_the_query_user(app: FunctionApp) -> None:
+    response = await app.negotiate({"userId": "ann"})
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    body = json.loads(response.get_body())
+    base = app.recorder.endpoint.replace("http://", "ws://") + "/client/hubs/chat"
+    assert body["url"] == f"{base}?access_token={body['token']}"
+    assert (body["baseUrl"], body["userId"], body["hub"]) == (base, "ann", "chat")
+    claims = jwt.decode(
+        body["token"], DEFAULT_KEY, algorithms=["HS256"], audience=base.replace("ws://", "http://")
+    )
+    assert claims["sub"] == "ann"
+    assert claims["exp"] - claims["iat"] == 60 * 60
+    assert app.recorder.calls == []  # signed locally
+
+
+async def test_negotiate_token_lifetime_is_configurable(
+    app: FunctionApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WebPubSubTokenLifetimeMinutes", "5")
+    await reset_runtime()
+    body = json.loads((await app.negotiate({"userId": "ann"})).get_body())
+    claims = jwt.decode(body["token"], options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 5 * 60
+
+
+async def test_negotiate_without_user_is_401(app: FunctionApp) -> None:
+    response = await app.negotiate()
+    assert response.status_code == 401
+    assert b"userId" in response.get_body()
+
+
+async def test_negotiate_with_unusable_user_id_is_400(app: FunctionApp) -> None:
+    response = await app.negotiate({"userId": "bad\nname"})
+    assert response.status_code == 400
+    assert b"control characters" in response.get_body()
+
+
+async def test_negotiate_query_user_is_refused_when_not_allowed(
+    app: FunctionApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NegotiateAllowQueryUserId", "false")
+    await reset_runtime()
+    assert (await app.negotiate({"userId": "ann"})).status_code == 401
+
+
+async def test_negotiate_uses_app_service_authentication(
+    app: FunctionApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NegotiateAllowQueryUserId", "false")
+    monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
+    await reset_runtime()
+    response = await app.negotiate(headers={"X-MS-CLIENT-PRINCIPAL-NAME": "ann@example.com"})
+    assert json.loads(response.get_body())["userId"] == "ann@example.com"
+
+
+async def send(app: FunctionApp, text: str) -> str:
+    vector = load("message-text").for_connection(f"conn-{uuid.uuid4().hex[:8]}").with_body(text.encode())
+    response = await app.event(vector)
+    assert response.status_code == 200
+    return str(json.loads(response.get_body())["id"])
+
+
+async def test_history_pages_newest_first_with_a_cursor(app: FunctionApp) -> None:
+    ids = [await send(app, f"m{n}") for n in range(5)]
+    first = json.loads((await app.messages(limit="2")).get_body())
+    assert [m["data"] for m in first["messages"]] == ["m4", "m3"]
+    assert first["next"]
+    second = json.loads((await app.messages(limit="2", before=first["next"])).get_body())
+    assert [m["data"] for m in second["messages"]] == ["m2", "m1"]
+    third = json.loads((await app.messages(limit="2", before=second["next"])).get_body())
+    assert [m["data"] for m in third["messages"]] == ["m0"]
+    assert third["next"] is None
+    listed = [m["id"] for page in (first, second, third) for m in page["messages"]]
+    assert listed == ids[::-1]
+
+
+async def test_history_messages_have_the_contract_shape(app: FunctionApp) -> None:
+    await send(app, "hello")
+    response = await app.messages()
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+    [message] = json.loads(response.get_body())["messages"]
+    assert set(message) == {"type", "id", "userId", "connectionId", "time", "dataType", "data"}
+    assert message["type"] == "message"
+    assert message["time"].endswith("Z")
+
+
+async def test_empty_history(app: FunctionApp) -> None:
+    assert json.loads((await app.messages()).get_body()) == {"messages": [], "next": None}
+
+
+@pytest.mark.parametrize("limit", ["0", "201", "lots"])
+async def test_history_limit_out_of_bounds_is_400(app: FunctionApp, limit: str) -> None:
+    response = await app.messages(limit=limit)
+    assert response.status_code == 400
+    assert b"limit" in response.get_body()
+
+
+async def test_history_with_a_foreign_cursor_is_400(app: FunctionApp) -> None:
+    response = await app.messages(before="not-a-cursor")
+    assert response.status_code == 400
+    assert b"cursor" in response.get_body()
+
+
+async def test_history_needs_a_user(app: FunctionApp) -> None:
+    response = await app.messages(user=None)
+    assert response.status_code == 401
