@@ -217,6 +217,23 @@ def claim_row_key(connection_id: str, event_id: str) -> str:
     return CLAIM_ROW_PREFIX + hashlib.sha256(material).hexdigest()
 
 
+MAX_PARTITIONS = 64
+
+
+def message_partition(hub: str, shard: int) -> str:
+    """PartitionKey of a hub's shard: the escaped hub for shard 0, then hub + ``%p`` + the shard number.
+
+    Escaped hubs contain ``%`` only before two uppercase hex digits, so ``%p`` never meets another hub.
+    """
+    hub_key = escape_key(hub)
+    return hub_key if shard == 0 else f"{hub_key}%p{shard}"
+
+
+def shard_of(claim_key: str, partitions: int) -> int:
+    """The shard of an event, from its claim key: redeliveries land in the same partition as the claim."""
+    return int(claim_key[len(CLAIM_ROW_PREFIX) : len(CLAIM_ROW_PREFIX) + 8], 16) % partitions
+
+
 # --- history cursors ------------------------------------------------------------------------------------
 
 _CURSOR_VERSION = "1."
@@ -307,8 +324,11 @@ _KEY_ATTEMPTS = 3
 class MessageStore:
     """Chat history of each hub: idempotent appends and newest-first pages."""
 
-    def __init__(self, table: _Table) -> None:
+    def __init__(self, table: _Table, partitions: int = 1) -> None:
+        if not 1 <= partitions <= MAX_PARTITIONS:
+            raise ValueError(f"partitions must be between 1 and {MAX_PARTITIONS}, not {partitions}")
         self._table = table
+        self._partitions = partitions
 
     @classmethod
     def from_connection_string(
@@ -318,9 +338,14 @@ class MessageStore:
         table_name: str = "messages",
         timeout_s: float = 10.0,
         retries: int = 2,
+        partitions: int = 1,
     ) -> Self:
-        """A store on the account of `connection_string` (`UseDevelopmentStorage=true` means Azurite)."""
-        return cls(_Table(connection_string, table_name, timeout_s, retries))
+        """A store on the account of `connection_string` (`UseDevelopmentStorage=true` means Azurite).
+
+        `partitions` spreads each hub over that many table partitions (write throughput scales with it;
+        a history page reads every one). It may be raised later, never lowered: see docs/store.md.
+        """
+        return cls(_Table(connection_string, table_name, timeout_s, retries), partitions)
 
     async def append(
         self,
@@ -342,8 +367,8 @@ class MessageStore:
         if problem:
             raise InvalidMessage(problem)
         _check_ids(user_id=user_id, connection_id=connection_id)
-        partition = escape_key(hub)
         claim_key = claim_row_key(connection_id, event_id)
+        partition = message_partition(hub, shard_of(claim_key, self._partitions))
         envelope: dict[str, Any] = {
             "PartitionKey": partition,
             "RowKey": message_row_key(received_at),
@@ -399,27 +424,26 @@ class MessageStore:
         if not 1 <= limit <= QUERY_PAGE_LIMIT:
             raise ValueError(f"limit must be between 1 and {QUERY_PAGE_LIMIT}, not {limit}")
         after = decode_cursor(before) if before is not None else MESSAGE_ROW_PREFIX
-        partition = escape_key(hub)
+        partitions = [message_partition(hub, shard) for shard in range(self._partitions)]
         table = await self._table.client()
-        rows: list[ChatMessage] = []
         try:
-            async for row in table.query_entities(
-                _MESSAGES_AFTER, parameters=_range(partition, after), results_per_page=limit
-            ):
-                rows.append(_message_from_row(row))
-                if len(rows) == limit:
-                    break
-            if len(rows) < limit:
-                return rows, None
-            last = MESSAGE_ROW_PREFIX + rows[-1].id
-            older = table.query_entities(
-                _MESSAGES_AFTER, parameters=_range(partition, last), results_per_page=1, select=["RowKey"]
-            )
-            async for _ in older:
-                return rows, encode_cursor(last)
+            found = await asyncio.gather(*(_newest_rows(table, pk, after, limit) for pk in partitions))
+            rows = sorted((row for shard_rows in found for row in shard_rows), key=lambda row: row["RowKey"])
+            page = rows[:limit]
+            if len(rows) > limit:
+                more = True
+            else:
+                # Only a partition that filled its own page can hold older rows beyond it.
+                full = [
+                    pk for pk, shard_rows in zip(partitions, found, strict=True) if len(shard_rows) == limit
+                ]
+                more = any(
+                    await asyncio.gather(*(_has_rows_after(table, pk, page[-1]["RowKey"]) for pk in full))
+                )
         except AzureError as error:
             raise _unavailable("reading messages", error) from error
-        return rows, None
+        cursor = encode_cursor(page[-1]["RowKey"]) if more else None
+        return [_message_from_row(row) for row in page], cursor
 
     @property
     def endpoint(self) -> str:
@@ -443,6 +467,28 @@ _MESSAGES_AFTER = "PartitionKey eq @pk and RowKey gt @after and RowKey lt @end"
 def _range(partition: str, after: str) -> dict[str, str]:
     # 'n' is the first key after every 'm...' row key: claim rows ('x...') never show up.
     return {"pk": partition, "after": after, "end": "n"}
+
+
+async def _newest_rows(table: TableClient, partition: str, after: str, limit: int) -> list[dict[str, Any]]:
+    """Up to `limit` message rows of one partition that are older than the row key `after`."""
+    rows: list[dict[str, Any]] = []
+    async for row in table.query_entities(
+        _MESSAGES_AFTER, parameters=_range(partition, after), results_per_page=limit
+    ):
+        rows.append(row)
+        if len(rows) == limit:
+            break
+    return rows
+
+
+async def _has_rows_after(table: TableClient, partition: str, after: str) -> bool:
+    """Whether the partition holds a message row older than `after` (a keys-only probe of one row)."""
+    probe = table.query_entities(
+        _MESSAGES_AFTER, parameters=_range(partition, after), results_per_page=1, select=["RowKey"]
+    )
+    async for _ in probe:
+        return True
+    return False
 
 
 def _check_ids(**ids: str) -> None:

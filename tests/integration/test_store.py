@@ -43,9 +43,17 @@ def table_name() -> str:
     return unique_table("msgs")
 
 
+@pytest.fixture(params=[1, 3], ids=["one-partition", "three-partitions"])
+def partitions(request: pytest.FixtureRequest) -> int:
+    """Every message test runs with each hub in one partition and spread over three."""
+    return int(request.param)
+
+
 @pytest.fixture
-async def store(connection_string: str, table_name: str) -> AsyncIterator[MessageStore]:
-    async with MessageStore.from_connection_string(connection_string, table_name=table_name) as opened:
+async def store(connection_string: str, table_name: str, partitions: int) -> AsyncIterator[MessageStore]:
+    async with MessageStore.from_connection_string(
+        connection_string, table_name=table_name, partitions=partitions
+    ) as opened:
         yield opened
 
 
@@ -288,6 +296,30 @@ async def test_limit_outside_one_to_a_thousand_is_a_programming_error(
 ) -> None:
     with pytest.raises(ValueError, match="limit"):
         await store.page(hub=HUB, limit=limit)
+
+
+async def test_hub_spreads_over_its_partitions(
+    store: MessageStore, connection_string: str, table_name: str, partitions: int
+) -> None:
+    await fill(store, 12)
+    rows = await stored_rows(connection_string, table_name)
+    assert len({row["PartitionKey"] for row in rows}) == partitions
+
+
+async def test_every_message_shares_a_partition_with_its_claim(
+    store: MessageStore, connection_string: str, table_name: str
+) -> None:
+    await fill(store, 12)
+    rows = await stored_rows(connection_string, table_name)
+    by_partition: dict[str, list[str]] = {}
+    for row in rows:
+        by_partition.setdefault(row["PartitionKey"], []).append(row["RowKey"][0])
+    assert all(kinds.count("m") == kinds.count("x") for kinds in by_partition.values())
+
+
+def test_partitions_outside_one_to_64_are_refused() -> None:
+    with pytest.raises(ValueError, match="partitions"):
+        MessageStore.from_connection_string("UseDevelopmentStorage=true", partitions=0)
 
 
 # --- presence -------------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@ import pytest
 from wps_upstream.store import (
     claim_row_key,
     escape_key,
+    message_partition,
     message_row_key,
+    shard_of,
     ticks,
     unescape_key,
 )
@@ -90,3 +92,26 @@ def test_claim_rows_sort_outside_the_message_range() -> None:
     key = claim_row_key("conn", "1")
     assert key > "n"
     assert message_row_key(datetime(1, 1, 1, tzinfo=UTC)) < "n"
+
+
+def test_first_shard_of_a_hub_is_the_escaped_hub() -> None:
+    assert message_partition("chat/1", 0) == "chat%2F1"
+
+
+def test_shards_of_a_hub_never_meet_another_hubs_partition() -> None:
+    assert message_partition("a", 1) == "a%p1"
+    assert message_partition("a%p1", 0) == "a%25p1"
+
+
+def test_an_event_always_lands_in_the_same_shard() -> None:
+    claim = claim_row_key("conn", "7")
+    assert shard_of(claim, 5) == shard_of(claim_row_key("conn", "7"), 5)
+
+
+def test_events_spread_over_every_shard() -> None:
+    shards = {shard_of(claim_row_key("conn", str(i)), 4) for i in range(200)}
+    assert shards == {0, 1, 2, 3}
+
+
+def test_one_partition_means_shard_zero() -> None:
+    assert {shard_of(claim_row_key("conn", str(i)), 1) for i in range(50)} == {0}
