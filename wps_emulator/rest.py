@@ -92,18 +92,15 @@ def _port(scheme: str, port: int | None) -> int | None:
     return {"http": 80, "https": 443}.get(scheme.lower())
 
 
-def _path_key(path: str) -> str:
-    # Paths compare decoded once and without a trailing slash: SDKs encode differently.
-    return unquote(path).rstrip("/")
-
-
 def audience_matches(audience: str, request: web.Request) -> bool:
     """True when `audience` names this request's URL by scheme, host, port and path (query ignored).
 
-    The audience is accepted as supplied or URL-decoded once.
+    The audience is accepted as supplied or URL-decoded once, and the request path as received or
+    decoded once: clients differ in how much of a group or user name they percent-encode.
     """
     scheme, host, port = _request_origin(request)
-    path = _path_key(request.raw_path.partition("?")[0])
+    raw_path = request.raw_path.partition("?")[0]
+    paths = {raw_path.rstrip("/"), unquote(raw_path).rstrip("/")}
     for candidate in dict.fromkeys((audience, unquote(audience))):
         try:
             parts = urlsplit(candidate)
@@ -114,7 +111,7 @@ def audience_matches(audience: str, request: web.Request) -> bool:
             parts.scheme.lower() == scheme
             and (parts.hostname or "").lower() == host
             and candidate_port == port
-            and _path_key(parts.path) == path
+            and parts.path.rstrip("/") in paths
         ):
             return True
     return False
