@@ -2,7 +2,8 @@
 
 Layout, limits and the reasoning behind them: docs/store.md. In short:
 
-- messages table, PartitionKey = the hub (escaped). Two kinds of rows per partition:
+- messages table, PartitionKey = the hub (escaped; with `partitions` > 1, hub + ``%p`` + a shard number
+  taken from the event's claim hash). Two kinds of rows per partition:
   - message rows, RowKey ``m`` + 19-digit inverted ticks of the received time + 8 hex random, so a forward
     scan of the ``m`` range is newest first; the payload is raw bytes split into binary properties
     ``d00``, ``d01``, ... of at most 64 KiB each;
