@@ -60,8 +60,11 @@ class RestError(Exception):
         self.target = target
 
     def response(self) -> web.Response:
+        # The service's ErrorDetail body, with its code repeated in x-ms-error-code.
         body = {"code": self.code, "message": self.message, "target": self.target}
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        headers = {"x-ms-error-code": self.code}
+        if self.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
         return web.json_response(body, status=self.status, headers=headers)
 
 

@@ -298,6 +298,20 @@ def test_unsupported_content_type_is_a_400_listing_the_supported_ones(server, hu
     assert "application/json, text/plain or application/octet-stream" in reply.json()["message"]
 
 
+def test_errors_carry_their_code_in_x_ms_error_code(server, hub) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        connection.request(
+            "POST", f"/api/hubs/{hub}/:send", body=b"{}", headers={"Content-Type": "text/html"}
+        )
+        response = connection.getresponse()
+        assert response.status == 401
+        assert response.getheader("x-ms-error-code") == "Unauthorized"
+        assert json.loads(response.read())["code"] == "Unauthorized"
+    finally:
+        connection.close()
+
+
 def test_missing_content_type_is_a_400(server, hub) -> None:
     reply = call(server, "POST", f"/api/hubs/{hub}/:send", b"hi")
     assert reply.status == 400
