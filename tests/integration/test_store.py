@@ -19,6 +19,7 @@ from wps_upstream.messages import ChatMessage, DataType
 from wps_upstream.store import (
     MAX_MESSAGE_BYTES,
     InvalidCursor,
+    InvalidMessage,
     MessageStore,
     MessageTooLarge,
     PresenceStore,
@@ -167,6 +168,12 @@ async def test_message_just_over_the_limit_is_refused_with_size_and_limit(store:
 async def test_refused_message_leaves_nothing_behind(store: MessageStore) -> None:
     with pytest.raises(MessageTooLarge):
         await append(store, data=("é" * 524_288).encode())
+    assert await store.page(hub=HUB, limit=10) == ([], None)
+
+
+async def test_text_that_is_not_utf8_is_refused_and_not_stored(store: MessageStore) -> None:
+    with pytest.raises(InvalidMessage, match="UTF-8"):
+        await append(store, data=b"caf\xe9")
     assert await store.page(hub=HUB, limit=10) == ([], None)
 
 
