@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +59,11 @@ def import_function_app(app_dir: Path) -> ModuleType:
         raise IndexingError(f"no function_app.py in {app_dir}")
     sys.path.insert(0, str(app_dir))
     sys.modules.pop("function_app", None)
-    return importlib.import_module("function_app")
+    try:
+        return importlib.import_module("function_app")
+    except Exception as exc:  # the app's own module code failed: show where, as the worker does
+        details = "".join(traceback.format_exception(exc))
+        raise IndexingError(f"importing {app_dir / 'function_app.py'} failed:\n{details}") from exc
 
 
 def find_function_register(module: ModuleType) -> func.FunctionRegister:

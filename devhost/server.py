@@ -69,8 +69,9 @@ class FunctionHost:
     ) -> web.StreamResponse:
         started = time.monotonic()
         invocation_id = "-"
+        # Outside the try: aiohttp's own errors here (413 for a too large body) are answered as they are.
+        func_request = await build_request(request, route_params)
         try:
-            func_request = await build_request(request, route_params)
             result, context = await invoke(function, func_request, self.executor, str(self.app_dir))
             invocation_id = context.invocation_id
             response = build_response(function, result)

@@ -89,3 +89,10 @@ def test_unsupported_route_template_is_refused_naming_the_function(tmp_path: Pat
     result = run_devhost(app_with(tmp_path, source))
     assert result.returncode == 2
     assert "function tail:" in result.stderr
+
+
+def test_function_app_failing_at_import_is_refused_with_its_traceback(tmp_path: Path) -> None:
+    result = run_devhost(app_with(tmp_path, "raise RuntimeError('broken at import 5d2b')\n"))
+    assert result.returncode == 2
+    assert "RuntimeError: broken at import 5d2b" in result.stderr
+    assert "function_app.py failed:" in result.stderr
