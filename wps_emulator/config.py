@@ -175,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--upstream-timeout", type=float, help="seconds per upstream request (default 100)")
     parser.add_argument(
+        "--upstream-retry-delays",
+        help="seconds before each retry of a failed upstream request (default 1,3,5; '' = no retries)",
+    )
+    parser.add_argument(
         "--enable-test-hooks",
         action="store_true",
         default=None,
@@ -225,6 +229,12 @@ def load_config(
         )
     except ValueError as exc:
         raise ConfigError(f"port and upstream timeout must be numbers: {exc}") from exc
+    delays = pick(args.upstream_retry_delays, "UPSTREAM_RETRY_DELAYS", "upstreamRetryDelays", "1,3,5")
+    try:
+        items = delays.split(",") if isinstance(delays, str) else delays
+        retry_delays = tuple(float(d) for d in items if str(d).strip())
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"upstream retry delays must be numbers of seconds, e.g. 1,3,5: {exc}") from exc
     test_hooks = pick(args.enable_test_hooks, "ENABLE_TEST_HOOKS", "enableTestHooks", False)
     config = EmulatorConfig(
         host=str(pick(args.host, "HOST", "host", "127.0.0.1")),
@@ -233,6 +243,7 @@ def load_config(
         public_endpoint=str(pick(args.public_endpoint, "PUBLIC_ENDPOINT", "publicEndpoint", "")),
         hubs=tuple(hubs.values()),
         upstream_timeout=timeout,
+        retry_delays=retry_delays,
         test_hooks=test_hooks
         if isinstance(test_hooks, bool)
         else str(test_hooks).lower() in ("1", "true", "yes"),
@@ -292,6 +303,7 @@ def _read_json(path: Path) -> dict[str, Any]:
         "publicEndpoint",
         "hubs",
         "upstreamTimeout",
+        "upstreamRetryDelays",
         "enableTestHooks",
         "logLevel",
     }

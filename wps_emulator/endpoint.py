@@ -183,7 +183,7 @@ async def _connect(
 
     ws = web.WebSocketResponse(
         protocols=(subprotocol,) if subprotocol else (),
-        max_msg_size=MAX_FRAME_BYTES,
+        max_msg_size=MAX_FRAME_BYTES + 1,  # aiohttp refuses sizes >= its limit
         compress=False,
         autoping=True,
     )
@@ -224,7 +224,7 @@ async def _reconnect(request: web.Request, service: Service, hub_name: str) -> w
     )
     ws = web.WebSocketResponse(
         protocols=tuple(p for p in offered if p in jp.SUPPORTED_PROTOCOLS)[:1],
-        max_msg_size=MAX_FRAME_BYTES,
+        max_msg_size=MAX_FRAME_BYTES + 1,  # aiohttp refuses sizes >= its limit
         compress=False,
     )
     await ws.prepare(request)
