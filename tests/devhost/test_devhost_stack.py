@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from devhost.processes import PROJECT_ROOT, port_in_use
+from devhost.processes import PROJECT_ROOT, StartupError, port_in_use
 from devhost.stack import LocalStack, StackPorts
 
 pytestmark = pytest.mark.skipif(
@@ -129,3 +129,11 @@ def test_cli_stops_everything_on_sigint(tmp_path: Path) -> None:
         if cli.poll() is None:
             cli.kill()
     assert [port for _, port in ports.roles() if port_in_use(port)] == []
+
+
+def test_failed_start_names_the_server_shows_its_log_and_stops_the_others(tmp_path: Path) -> None:
+    broken = LocalStack(ports=StackPorts.free(), log_dir=tmp_path, hub="not a hub name!")
+    with pytest.raises(StartupError, match=r"(?s)Web PubSub emulator exited before.*hub name"):
+        broken.start()
+    started = (broken.azurite, broken.emulator, broken.function_host)
+    assert [p.name for p in started if p and p.running()] == []
