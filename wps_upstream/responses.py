@@ -8,7 +8,7 @@ from typing import Any
 
 import azure.functions as func
 
-from wps_upstream.cloudevents import EventResponse, json_body
+from wps_upstream.cloudevents import EventResponse, json_body, refused
 from wps_upstream.errors import AppError
 
 logger = logging.getLogger(__name__)
@@ -31,9 +31,7 @@ def json_response(value: Any, status: int = 200) -> func.HttpResponse:
 
 def error_response(error: AppError) -> func.HttpResponse:
     """The HTTP answer for an app error: its status and its message as plain text."""
-    return http_response(
-        EventResponse(error.status, error.message.encode("utf-8"), "text/plain; charset=utf-8")
-    )
+    return http_response(refused(error.status, error.message))
 
 
 async def answer(call: Callable[[], Awaitable[func.HttpResponse]], *, what: str) -> func.HttpResponse:
