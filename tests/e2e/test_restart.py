@@ -1,0 +1,101 @@
+"""A restarted function host loses no acknowledged message, and the chat works again afterwards.
+
+Runs last in this folder (file order): it restarts the function host of the shared stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import pytest
+from azure.messaging.webpubsubclient.aio import WebPubSubClient, WebPubSubClientCredential
+from azure.messaging.webpubsubclient.models import CallbackType, WebPubSubDataType, WebPubSubProtocolType
+from chat_app import ChatApp, Frame, Inbox, is_send_reply, unique_user
+
+from devhost.stack import LocalStack
+
+pytestmark = pytest.mark.e2e
+
+BEFORE_RESTART = 5
+
+
+def replies(frames: list[Frame]) -> list[Frame]:
+    return [frame for frame in frames if is_send_reply(frame)]
+
+
+@dataclass
+class Sender:
+    """One Python client that sends `message` events and records the stored id of each acknowledged one."""
+
+    app: ChatApp
+    user_id: str
+    client: WebPubSubClient = field(init=False)
+    inbox: Inbox = field(default_factory=Inbox)
+
+    def __post_init__(self) -> None:
+        async def client_access_url() -> str:
+            return await self.app.negotiate_async(self.user_id)
+
+        self.client = WebPubSubClient(
+            WebPubSubClientCredential(client_access_url), protocol_type=WebPubSubProtocolType.JSON
+        )
+
+    async def open(self) -> None:
+        await self.client.subscribe(CallbackType.SERVER_MESSAGE, self.inbox.receive)
+        await self.client.open()
+
+    async def send(self, text: str) -> str:
+        """Send `text`; once acknowledged, the stored id the app answered with."""
+        replies_before = replies(self.inbox.frames)
+        await self.client.send_event("message", text, WebPubSubDataType.TEXT)  # returns once acknowledged
+        await self.inbox.wait_until(lambda frames: len(replies(frames)) > len(replies_before))
+        answered = replies(self.inbox.frames)
+        assert len(answered) == len(replies_before) + 1, f"one reply per acknowledged send, got {answered}"
+        return str(answered[-1]["id"])
+
+
+@dataclass
+class RestartStory:
+    before_restart: list[str]
+    listed_after_restart: list[str]
+    sent_on_open_connection: str
+    sent_by_new_client: str
+    listed_at_the_end: list[str]
+
+
+async def restart_story(app: ChatApp, stack: LocalStack) -> RestartStory:
+    early, late = Sender(app, unique_user("restart-a")), Sender(app, unique_user("restart-b"))
+    await early.open()
+    try:
+        before = [await early.send(f"before restart #{n}") for n in range(BEFORE_RESTART)]
+        await asyncio.to_thread(stack.restart_function_host)
+        listed = [message["id"] for message in await app.history_async(early.user_id)]
+        on_open_connection = await early.send("after restart, same connection")
+        await late.open()
+        try:
+            by_new_client = await late.send("after restart, new client")
+        finally:
+            await late.client.close()
+    finally:
+        await early.client.close()
+    at_the_end = [message["id"] for message in await app.history_async(early.user_id)]
+    return RestartStory(before, listed, on_open_connection, by_new_client, at_the_end)
+
+
+@pytest.fixture(scope="module")
+def story(chat_app: ChatApp, stack: LocalStack) -> RestartStory:
+    return asyncio.run(restart_story(chat_app, stack))
+
+
+def test_acknowledged_messages_are_listed_after_a_function_host_restart(story: RestartStory) -> None:
+    assert len(story.before_restart) == BEFORE_RESTART
+    assert set(story.before_restart) <= set(story.listed_after_restart)
+
+
+def test_an_open_connection_sends_again_after_the_restart(story: RestartStory) -> None:
+    assert story.sent_on_open_connection in story.listed_at_the_end
+
+
+def test_a_new_client_negotiates_and_sends_after_the_restart(story: RestartStory) -> None:
+    assert story.sent_by_new_client in story.listed_at_the_end
