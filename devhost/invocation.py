@@ -6,13 +6,13 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
 import azure.functions as func
 from aiohttp import web
-from multidict import CIMultiDict, MultiMapping
+from multidict import CIMultiDict
 
 from devhost.indexing import HttpFunction
 
@@ -67,11 +67,11 @@ class HttpOut(func.Out[func.HttpResponse]):
         return self._value
 
 
-def _joined(values: MultiMapping[str]) -> dict[str, str]:
-    """A multi-valued mapping as azure.functions takes it: one string per name, repeated values joined
-    with a comma (the host's StringValues.ToString() does the same)."""
+def _joined(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Name/value pairs as azure.functions takes them: one string per name, repeated values joined with a
+    comma (the host's StringValues.ToString() does the same)."""
     joined: dict[str, str] = {}
-    for name, value in values.items():
+    for name, value in pairs:
         joined[name] = f"{joined[name]},{value}" if name in joined else value
     return joined
 
@@ -82,8 +82,8 @@ async def build_request(request: web.Request, route_params: Mapping[str, str]) -
     return func.HttpRequest(
         method=request.method,
         url=str(request.url),
-        headers={name.lower(): value for name, value in _joined(request.headers).items()},
-        params=_joined(request.rel_url.query),
+        headers=_joined((name.lower(), value) for name, value in request.headers.items()),
+        params=_joined(request.rel_url.query.items()),
         route_params=dict(route_params),
         body=body,
     )

@@ -80,6 +80,11 @@ def test_repeated_request_headers_are_joined_with_a_comma(basic_app: DevHost) ->
     assert seen["headers"]["x-many"] == "a,b"
 
 
+def test_repeated_request_headers_in_different_case_are_one_header(basic_app: DevHost) -> None:
+    seen = basic_app.call("GET", "/api/echo/1", headers=[("X-Case", "a"), ("x-case", "b")]).json()
+    assert seen["headers"]["x-case"] == "a,b"
+
+
 def test_request_body_bytes_reach_the_function_unchanged(basic_app: DevHost) -> None:
     body = bytes(range(256))
     seen = basic_app.call("POST", "/api/echo/1", body=body).json()
