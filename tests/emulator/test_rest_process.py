@@ -85,6 +85,10 @@ def live_client(url: Callable[[], str], **options: Any) -> Iterator[LiveClient]:
     inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
     disconnects: queue.Queue[str | None] = queue.Queue()
     connected: queue.Queue[str] = queue.Queue()
+    # open() waits on a condition that on_open may have notified already (a lost wakeup in
+    # azure-messaging-webpubsubclient 1.1.0): it then sleeps the whole start_timeout before seeing it
+    # is connected. A short start_timeout bounds that stall; a real failure still raises.
+    options.setdefault("start_timeout", 5.0)
     client = WebPubSubClient(credential=WebPubSubClientCredential(url), **options)
     client.subscribe(CallbackType.CONNECTED, lambda e: connected.put(e.connection_id))
     client.subscribe(CallbackType.SERVER_MESSAGE, lambda e: inbox.put((str(e.data_type), e.data)))
