@@ -22,6 +22,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 MARKUP = "<img src=x onerror=alert(1)>"
+ACK_TIMEOUT_MS = 10_000  # chat.js
 
 expect.set_options(timeout=15_000)
 
@@ -146,9 +147,10 @@ def test_page_shows_others_join_talk_and_leave(browser: Browser, page: Page, cha
 
 class RefusingService:
     """Fault injection: a WebSocket route that passes everything through to the real service, except
-    that `message` events are answered with an error ack instead of being forwarded."""
+    that the first `refusals` message events are answered with an error ack instead of being forwarded."""
 
-    def __init__(self, page: Page) -> None:
+    def __init__(self, page: Page, refusals: int) -> None:
+        self.refusals = refusals
         page.route_web_socket("**/client/hubs/**", self._route)
 
     def _route(self, socket: WebSocketRoute) -> None:
@@ -156,7 +158,8 @@ class RefusingService:
 
         def from_page(frame: str | bytes) -> None:
             message = json.loads(frame)
-            if message.get("type") == "event":
+            if message.get("type") == "event" and self.refusals > 0:
+                self.refusals -= 1
                 error = {"name": "InternalServerError", "message": "injected failure"}
                 socket.send(
                     json.dumps({"type": "ack", "ackId": message["ackId"], "success": False, "error": error})
@@ -186,13 +189,24 @@ class SilentService:
 
 
 def test_page_marks_a_refused_send_as_failed(page: Page, chat_app: ChatApp) -> None:
-    RefusingService(page)
+    RefusingService(page, refusals=1)
     join(page, chat_app, unique_user("page"))
     send(page, "this one is refused")
     refused = message_items(page, "this one is refused")
     expect(refused).to_have_attribute("data-state", "failed")
     expect(refused.get_by_test_id("message-state")).to_contain_text("injected failure")
     expect(refused.get_by_test_id("retry-button")).to_be_visible()
+
+
+def test_page_retries_a_refused_send(page: Page, chat_app: ChatApp) -> None:
+    RefusingService(page, refusals=1)
+    join(page, chat_app, unique_user("page"))
+    send(page, "second time lucky")
+    message_items(page, "second time lucky").get_by_test_id("retry-button").click()
+    retried = message_items(page, "second time lucky")
+    expect(retried).to_have_count(1)
+    expect(retried).to_have_attribute("data-state", "sent")
+    expect(retried).to_have_attribute("data-source", "live")
 
 
 def test_page_marks_an_unconfirmed_send_as_failed_when_the_connection_closes(
@@ -208,6 +222,18 @@ def test_page_marks_an_unconfirmed_send_as_failed_when_the_connection_closes(
     expect(unconfirmed.get_by_test_id("message-state")).to_contain_text("connection closed")
     expect(page.get_by_test_id("status")).to_have_attribute("data-state", "closed")
     expect(page.get_by_test_id("message-input")).to_be_disabled()
+
+
+def test_page_marks_a_send_as_failed_when_no_ack_comes_in_time(page: Page, chat_app: ChatApp) -> None:
+    SilentService(page)
+    page.clock.install()  # the page's ack timer runs on a clock the test moves
+    join(page, chat_app, unique_user("page"))
+    send(page, "no ack for this one")
+    unacknowledged = message_items(page, "no ack for this one")
+    expect(unacknowledged).to_have_attribute("data-state", "pending")
+    page.clock.run_for(ACK_TIMEOUT_MS + 1000)
+    expect(unacknowledged).to_have_attribute("data-state", "failed")
+    expect(unacknowledged.get_by_test_id("message-state")).to_contain_text("no answer")
 
 
 def test_page_policy_blocks_injected_inline_script(page: Page, chat_app: ChatApp) -> None:
