@@ -11,6 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from azure.messaging.webpubsubclient.aio import WebPubSubClient, WebPubSubClientCredential
+from azure.messaging.webpubsubclient.models import WebPubSubProtocolType
+
 Frame = dict[str, Any]
 
 
@@ -48,6 +51,20 @@ class ChatApp:
     def _get_json(self, path: str) -> Any:
         with urllib.request.urlopen(self.base_url + path, timeout=10) as response:  # noqa: S310 - local
             return json.load(response)
+
+
+def python_client(app: ChatApp, user_id: str, protocol: WebPubSubProtocolType) -> WebPubSubClient:
+    """Microsoft's async Python client, negotiating through the app as `user_id`.
+
+    Timeouts shorter than the SDK's 30 s defaults keep a stuck test from stalling the session.
+    """
+
+    async def client_access_url() -> str:
+        return await app.negotiate_async(user_id)
+
+    return WebPubSubClient(
+        WebPubSubClientCredential(client_access_url), protocol_type=protocol, start_timeout=10, ack_timeout=10
+    )
 
 
 def is_presence(frame: Frame, event: str, user_id: str) -> bool:

@@ -9,14 +9,14 @@ import asyncio
 from dataclasses import dataclass, field
 
 import pytest
-from azure.messaging.webpubsubclient.aio import WebPubSubClient, WebPubSubClientCredential
+from azure.messaging.webpubsubclient.aio import WebPubSubClient
 from azure.messaging.webpubsubclient.models import (
     CallbackType,
     SendMessageError,
     WebPubSubDataType,
     WebPubSubProtocolType,
 )
-from chat_app import ChatApp, Frame, Inbox, is_send_reply, unique_user
+from chat_app import ChatApp, Frame, Inbox, is_send_reply, python_client, unique_user
 
 from devhost.stack import LocalStack
 
@@ -41,12 +41,7 @@ class Sender:
     inbox: Inbox = field(default_factory=Inbox)
 
     def __post_init__(self) -> None:
-        async def client_access_url() -> str:
-            return await self.app.negotiate_async(self.user_id)
-
-        self.client = WebPubSubClient(
-            WebPubSubClientCredential(client_access_url), protocol_type=WebPubSubProtocolType.JSON
-        )
+        self.client = python_client(self.app, self.user_id, WebPubSubProtocolType.JSON)
 
     async def open(self) -> None:
         await self.client.subscribe(CallbackType.SERVER_MESSAGE, self.inbox.receive)

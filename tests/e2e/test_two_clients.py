@@ -15,11 +15,19 @@ from pathlib import Path
 
 import pytest
 from azure.data.tables.aio import TableClient
-from azure.messaging.webpubsubclient.aio import WebPubSubClient, WebPubSubClientCredential
 from azure.messaging.webpubsubclient.models import CallbackType, WebPubSubDataType, WebPubSubProtocolType
-from chat_app import ChatApp, Frame, Inbox, is_message, is_presence, is_send_reply, unique_user
-from devhost.stack import LocalStack
+from chat_app import (
+    ChatApp,
+    Frame,
+    Inbox,
+    is_message,
+    is_presence,
+    is_send_reply,
+    python_client,
+    unique_user,
+)
 
+from devhost.stack import LocalStack
 from wps_upstream.store import MessageStore
 
 pytestmark = pytest.mark.e2e
@@ -60,15 +68,9 @@ async def python_conversation(app: ChatApp) -> Conversation:
     talk = Conversation(unique_user("py-a"), unique_user("py-b"), "hello from the Python client")
     first_inbox, second_inbox = Inbox(), Inbox()
 
-    def client(user_id: str, protocol: WebPubSubProtocolType) -> WebPubSubClient:
-        async def client_access_url() -> str:
-            return await app.negotiate_async(user_id)
-
-        return WebPubSubClient(WebPubSubClientCredential(client_access_url), protocol_type=protocol)
-
     # A on the SDK's default (reliable JSON) protocol, B on the plain JSON protocol.
-    first = client(talk.first, WebPubSubProtocolType.JSON_RELIABLE)
-    second = client(talk.second, WebPubSubProtocolType.JSON)
+    first = python_client(app, talk.first, WebPubSubProtocolType.JSON_RELIABLE)
+    second = python_client(app, talk.second, WebPubSubProtocolType.JSON)
     await first.subscribe(CallbackType.SERVER_MESSAGE, first_inbox.receive)
     await second.subscribe(CallbackType.SERVER_MESSAGE, second_inbox.receive)
 
