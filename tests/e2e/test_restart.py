@@ -33,7 +33,7 @@ def replies(frames: list[Frame]) -> list[Frame]:
 
 @dataclass
 class Sender:
-    """One Python client that sends `message` events and records the stored id of each acknowledged one."""
+    """One Python client that sends `message` events and learns the stored id of each acknowledged one."""
 
     app: ChatApp
     user_id: str
@@ -59,6 +59,8 @@ class Sender:
 
 @dataclass
 class RestartStory:
+    """What happened around one restart: stored ids, acknowledged texts, and the history read back."""
+
     before_restart: list[str]
     listed_after_restart: list[str]
     acknowledged_during_restart: list[str]
