@@ -209,6 +209,18 @@ def test_page_retries_a_refused_send(page: Page, chat_app: ChatApp) -> None:
     expect(retried).to_have_attribute("data-source", "live")
 
 
+def test_page_keeps_a_refused_send_failed_when_the_same_text_is_sent_again(
+    page: Page, chat_app: ChatApp
+) -> None:
+    RefusingService(page, refusals=1)
+    join(page, chat_app, unique_user("page"))
+    send(page, "same words")
+    expect(message_items(page, "same words")).to_have_attribute("data-state", "failed")
+    send(page, "same words")
+    expect(message_items(page, "same words").and_(page.locator("[data-state=sent]"))).to_have_count(1)
+    expect(message_items(page, "same words").and_(page.locator("[data-state=failed]"))).to_have_count(1)
+
+
 def test_page_marks_an_unconfirmed_send_as_failed_when_the_connection_closes(
     page: Page, chat_app: ChatApp
 ) -> None:

@@ -24,7 +24,7 @@
   const shownMessages = new Map(); // message id -> <li>; broadcasts are at-least-once
   const shownPresence = new Set(); // "event:connectionId"
   // Our own sends by ackId, until both the ack and their broadcast have arrived (or the socket closed).
-  const pendingSends = new Map(); // ackId -> {ackId, text, li, timer, matched, state, error}
+  const pendingSends = new Map(); // ackId -> {ackId, text, li, timer, matched, refused, state, error}
 
   function setStatus(state, text) {
     statusLine.dataset.state = state;
@@ -114,12 +114,12 @@
     place(li);
   }
 
-  // The broadcast of our own send: the oldest unmatched pending send of this connection with the same
-  // text (identical texts are interchangeable on screen).
+  // The broadcast of our own send: the oldest unmatched send of this connection with the same text
+  // (identical texts are interchangeable on screen). A send the service refused keeps its failed mark.
   function claimPendingSend(message) {
     if (!me.connectionId || message.connectionId !== me.connectionId || message.dataType !== "text") return null;
     for (const send of pendingSends.values()) {
-      if (!send.matched && send.text === message.data) {
+      if (!send.matched && !send.refused && send.text === message.data) {
         send.matched = true;
         return send;
       }
@@ -189,7 +189,7 @@
     fillMessage(li, { userId: me.userId ?? nameInput.value, dataType: "text", data: text });
     log.append(li);
     log.scrollTop = log.scrollHeight;
-    const send = { ackId, text, li, matched: false, state: "pending", error: "" };
+    const send = { ackId, text, li, matched: false, refused: false, state: "pending", error: "" };
     pendingSends.set(ackId, send);
     showSendState(send);
     if (!socket || socket.readyState !== WebSocket.OPEN) {
@@ -211,6 +211,7 @@
       if (send.matched) forgetSend(send);
     } else {
       const error = frame.error ?? {};
+      send.refused = true;
       failSend(send, String(error.message || error.name || "the server refused the message."));
     }
   }
