@@ -188,6 +188,35 @@ class SilentService:
         socket.on_message(from_page)
 
 
+class RepeatingService:
+    """Fault injection: every message broadcast from the service reaches the page twice, as an
+    at-least-once delivery may do."""
+
+    def __init__(self, page: Page) -> None:
+        page.route_web_socket("**/client/hubs/**", self._route)
+
+    def _route(self, socket: WebSocketRoute) -> None:
+        service = socket.connect_to_server()
+
+        def from_service(frame: str | bytes) -> None:
+            socket.send(frame)
+            message = json.loads(frame)
+            if message.get("type") == "message" and message.get("data", {}).get("type") == "message":
+                socket.send(frame)
+
+        service.on_message(from_service)
+
+
+def test_page_shows_a_message_delivered_twice_once(page: Page, chat_app: ChatApp) -> None:
+    RepeatingService(page)
+    join(page, chat_app, unique_user("page"))
+    send(page, "delivered twice")
+    expect(message_items(page, "delivered twice")).to_have_attribute("data-state", "sent")
+    send(page, "a later one")  # its broadcast comes after both copies of the first
+    expect(message_items(page, "a later one")).to_have_attribute("data-state", "sent")
+    expect(message_items(page, "delivered twice")).to_have_count(1)
+
+
 def test_page_marks_a_refused_send_as_failed(page: Page, chat_app: ChatApp) -> None:
     RefusingService(page, refusals=1)
     join(page, chat_app, unique_user("page"))
