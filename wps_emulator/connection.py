@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
+from typing import Any
 
 from aiohttp import web
 
@@ -25,6 +28,7 @@ log = logging.getLogger("wps_emulator.connection")
 ACK_CACHE_SIZE = 1000
 REPLAY_MAX_MESSAGES = 1000
 REPLAY_MAX_BYTES = 16 * 1024 * 1024
+MAX_UNSENT_BYTES = 16 * 1024 * 1024  # a client that lets this much pile up in its socket buffer is closed
 RECOVERY_WINDOW_SECONDS = 30.0
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008  # also tells reliable clients not to try to recover
@@ -64,8 +68,32 @@ class AckCache:
 @dataclass
 class _Unacked:
     sequence_id: int
-    frame: str
+    payload: bytes  # the JSON frame with its sequenceId, UTF-8
     size: int
+
+
+def ws_frame(payload: bytes, *, binary: bool) -> bytes:
+    """One unmasked, uncompressed, final WebSocket frame (RFC 6455 5.2), as a server sends it."""
+    head = 0x82 if binary else 0x81
+    size = len(payload)
+    if size < 126:
+        return bytes((head, size)) + payload
+    if size < 65536:
+        return struct.pack("!BBH", head, 126, size) + payload
+    return struct.pack("!BBQ", head, 127, size) + payload
+
+
+def _close_reason(text: str) -> bytes:
+    """A close-frame reason: at most 123 bytes of UTF-8, cut on a character boundary."""
+    return text.encode("utf-8")[:120].decode("utf-8", "ignore").encode("utf-8")
+
+
+@lru_cache(maxsize=256)
+def _frame_for(message: ServerMessage, kind: ClientKind) -> bytes:
+    """The frame of a message for a simple or JSON client (cached: a broadcast builds it once)."""
+    if kind is ClientKind.SIMPLE:
+        return ws_frame(message.data, binary=message.data_type == "binary")
+    return ws_frame(jsonprotocol.message_frame(message).encode("utf-8"), binary=False)
 
 
 Finisher = Callable[["ClientConnection", str], Awaitable[None]]
@@ -79,7 +107,7 @@ class ClientConnection:
         *,
         kind: ClientKind,
         ws: web.WebSocketResponse,
-        transport: asyncio.BaseTransport | None,
+        transport: asyncio.Transport | None,
         finisher: Finisher,
         reconnection_token: str | None = None,
     ) -> None:
@@ -96,11 +124,10 @@ class ClientConnection:
         self.closing_reason: str | None = None
         # reliable protocol
         self._sequence_id = 0
-        self._sent_sequence_id = 0
         self._unacked: deque[_Unacked] = deque()
         self._unacked_bytes = 0
-        self._replaying = False
         self._expiry: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
 
     # --- identity ------------------------------------------------------------------------------
     @property
@@ -122,42 +149,47 @@ class ClientConnection:
         return self.ws is not None and not self.ws.closed
 
     # --- sending -------------------------------------------------------------------------------
-    async def send_text(self, frame: str) -> None:
+    # Frames are written straight to the transport, synchronously: a broadcast to 1,000 clients then
+    # costs one write per client (the frame bytes are built once per message and protocol), frames
+    # keep their order without locks, and a client that stops reading is noticed by its buffer size.
+
+    def _write(self, frame: bytes) -> bool:
+        """Write one WebSocket frame; False when the socket is gone or closing."""
+        ws, transport = self.ws, self._transport
+        if ws is None or ws.closed or transport is None or transport.is_closing():
+            return False
+        transport.write(frame)
+        if transport.get_write_buffer_size() > MAX_UNSENT_BYTES and not self.finished:
+            self._spawn(
+                self.close(f"the client does not read its messages (over {MAX_UNSENT_BYTES} bytes unsent)")
+            )
+        return True
+
+    def write_text(self, text: str) -> None:
         """Send a control frame (ack, system, pong); lost if the socket is gone, like on the wire."""
-        ws = self.ws
-        if ws is None or ws.closed:
-            return
-        try:
-            await ws.send_str(frame)
-        except ConnectionError as exc:
-            log.debug("send to %s failed: %s", self.label, exc)
+        self._write(ws_frame(text.encode("utf-8"), binary=False))
+
+    async def send_text(self, text: str) -> None:
+        self.write_text(text)
 
     async def deliver(self, message: ServerMessage) -> None:
-        """Frame a server or group message for this client's protocol and send it."""
+        """`ClientSink.deliver`: frame the message for this client's protocol and send it."""
+        self.deliver_nowait(message)
+
+    def deliver_nowait(self, message: ServerMessage) -> None:
+        """Deliver without waiting (used by `Hub.deliver` for fan-out)."""
         if self.finished:
             return
         if self.kind is ClientKind.RELIABLE:
-            await self._deliver_reliably(jsonprotocol.message_frame(message))
-            return
-        ws = self.ws
-        if ws is None or ws.closed:
-            return
-        try:
-            if self.kind is ClientKind.JSON:
-                await ws.send_str(jsonprotocol.message_frame(message))
-            elif message.data_type == "binary":
-                await ws.send_bytes(message.data)
-            else:
-                await ws.send_str(message.data.decode("utf-8"))
-        except ConnectionError as exc:
-            log.debug("delivery to %s failed: %s", self.label, exc)
+            self._deliver_reliably(jsonprotocol.message_frame(message))
+        else:
+            self._write(_frame_for(message, self.kind))
 
-    async def _deliver_reliably(self, frame: str) -> None:
+    def _deliver_reliably(self, frame: str) -> None:
         self._sequence_id += 1
-        framed = jsonprotocol.with_sequence_id(frame, self._sequence_id)
-        size = len(framed.encode("utf-8")) if not framed.isascii() else len(framed)
-        self._unacked.append(_Unacked(self._sequence_id, framed, size))
-        self._unacked_bytes += size
+        payload = jsonprotocol.with_sequence_id(frame, self._sequence_id).encode("utf-8")
+        self._unacked.append(_Unacked(self._sequence_id, payload, len(payload)))
+        self._unacked_bytes += len(payload)
         if len(self._unacked) > REPLAY_MAX_MESSAGES or self._unacked_bytes > REPLAY_MAX_BYTES:
             log.warning(
                 "connection %s has %d unacknowledged messages (%d bytes): closing it",
@@ -165,12 +197,15 @@ class ClientConnection:
                 len(self._unacked),
                 self._unacked_bytes,
             )
-            await self.close("too many unacknowledged messages (limit 1000 messages / 16 MiB)")
+            self._unacked.clear()
+            self._spawn(self.close("too many unacknowledged messages (limit 1000 messages / 16 MiB)"))
             return
-        if self.attached and not self._replaying and self._sent_sequence_id == self._sequence_id - 1:
-            self._sent_sequence_id = self._sequence_id
-            with contextlib.suppress(ConnectionError):  # on failure it stays in the replay buffer
-                await self.ws.send_str(framed)  # type: ignore[union-attr]
+        self._write(ws_frame(payload, binary=False))  # if the socket is gone, it waits for a reconnection
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def acknowledge(self, sequence_id: int) -> None:
         """The client has everything up to `sequence_id` (cumulative); forget those messages."""
@@ -185,7 +220,7 @@ class ClientConnection:
         loop = asyncio.get_running_loop()
         self._expiry = loop.call_later(RECOVERY_WINDOW_SECONDS, on_expiry)
 
-    async def reattach(self, ws: web.WebSocketResponse, transport: asyncio.BaseTransport | None) -> int:
+    async def reattach(self, ws: web.WebSocketResponse, transport: asyncio.Transport | None) -> int:
         """Take a new socket, send `connected` again and replay every unacknowledged message in order."""
         if self._expiry is not None:
             self._expiry.cancel()
@@ -194,26 +229,13 @@ class ClientConnection:
         self.ws, self._transport = ws, transport
         if old is not None and not old.closed:
             await old.close(code=CLOSE_POLICY, message=b"replaced by a reconnection")
-        await self.send_text(
+        # Synchronous from here on: nothing can be delivered between the replay and new messages.
+        self.write_text(
             jsonprotocol.connected(self.connection_id, self.info.user_id, self.reconnection_token)
         )
-        self._sent_sequence_id = self._unacked[0].sequence_id - 1 if self._unacked else self._sequence_id
-        replayed = 0
-        self._replaying = True
-        try:
-            while self.ws is ws and not ws.closed:
-                pending = next((u for u in self._unacked if u.sequence_id > self._sent_sequence_id), None)
-                if pending is None:
-                    break
-                self._sent_sequence_id = pending.sequence_id
-                await ws.send_str(pending.frame)
-                replayed += 1
-            self._sent_sequence_id = self._sequence_id
-        except ConnectionError:
-            pass
-        finally:
-            self._replaying = False
-        return replayed
+        for unacked in self._unacked:
+            self._write(ws_frame(unacked.payload, binary=False))
+        return len(self._unacked)
 
     # --- closing -------------------------------------------------------------------------------
     async def close(self, reason: str | None) -> None:
@@ -228,7 +250,7 @@ class ClientConnection:
                 await self.send_text(jsonprotocol.disconnected(text))
             code = CLOSE_POLICY if self.kind is ClientKind.RELIABLE else CLOSE_NORMAL
             with contextlib.suppress(ConnectionError):
-                await ws.close(code=code, message=text.encode("utf-8")[:120])
+                await ws.close(code=code, message=_close_reason(text))
         await self.finish(text)
 
     async def close_with(self, code: int, reason: str) -> None:
@@ -237,7 +259,7 @@ class ClientConnection:
         ws = self.ws
         if ws is not None and not ws.closed:
             with contextlib.suppress(ConnectionError):
-                await ws.close(code=code, message=reason.encode("utf-8")[:120])
+                await ws.close(code=code, message=_close_reason(reason))
         await self.finish(reason)
 
     async def finish(self, reason: str) -> None:

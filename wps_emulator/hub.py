@@ -38,6 +38,12 @@ class ClientSink(Protocol):
     async def close(self, reason: str | None) -> None: ...
 
 
+class ImmediateSink(Protocol):
+    """A sink that can take a message without waiting (it buffers or writes synchronously)."""
+
+    def deliver_nowait(self, message: ServerMessage) -> None: ...
+
+
 @dataclass(eq=False)
 class Connection:
     connection_id: str
@@ -152,12 +158,31 @@ class Hub:
         return [c for c in pool if c.connection_id not in skip and (where is None or where(c))]
 
     async def deliver(self, targets: Iterable[Connection], message: ServerMessage) -> int:
-        """Send one message to many connections concurrently; a failing client does not stop the rest."""
+        """Send one message to many connections; a failing client does not stop the rest.
+
+        Sinks that can deliver without waiting (`ImmediateSink`) are served in one pass, which keeps
+        a broadcast to thousands of connections cheap; others are awaited concurrently.
+        """
         targets = list(targets)
-        results = await asyncio.gather(*(c.sink.deliver(message) for c in targets), return_exceptions=True)
-        for conn, result in zip(targets, results, strict=True):
-            if isinstance(result, Exception):
-                log.warning("delivery to %s failed: %r", conn.connection_id, result)
+        waiting: list[Connection] = []
+        for conn in targets:
+            deliver_nowait = getattr(
+                conn.sink, "deliver_nowait", None
+            )  # ImmediateSink; faster than isinstance
+            if deliver_nowait is not None:
+                try:
+                    deliver_nowait(message)
+                except Exception as exc:  # one broken client must not stop a broadcast
+                    log.warning("delivery to %s failed: %r", conn.connection_id, exc)
+            else:
+                waiting.append(conn)
+        if waiting:
+            results = await asyncio.gather(
+                *(c.sink.deliver(message) for c in waiting), return_exceptions=True
+            )
+            for conn, result in zip(waiting, results, strict=True):
+                if isinstance(result, Exception):
+                    log.warning("delivery to %s failed: %r", conn.connection_id, result)
         return len(targets)
 
     async def close(self, targets: Iterable[Connection], reason: str | None) -> int:
