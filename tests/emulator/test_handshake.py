@@ -215,3 +215,7 @@ async def test_abuse_protection_failure_refuses_the_connection_without_sending_t
 
 async def test_unreachable_connect_handler_refuses_with_502(run: EmulatorRun) -> None:
     assert await handshake_status(run.emulator.client_url("down", user_id="u")) == 502
+
+
+def test_connection_string_is_the_first_line_printed(run: EmulatorRun) -> None:
+    assert run.emulator.log().splitlines()[0] == run.emulator.connection_string

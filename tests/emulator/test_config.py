@@ -1,0 +1,157 @@
+"""Emulator settings: command line, WPS_EMULATOR_* environment, JSON file; event handler matching."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from wps_emulator.config import DEFAULT_ACCESS_KEY, ConfigError, EventHandler, HubSettings, load_config
+
+OTHER_KEY = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH"
+
+
+def test_defaults_match_microsofts_emulator() -> None:
+    config = load_config([], environ={})
+    assert (config.host, config.port, config.access_key) == ("127.0.0.1", 8080, DEFAULT_ACCESS_KEY)
+    assert (
+        config.connection_string
+        == f"Endpoint=http://localhost:8080;AccessKey={DEFAULT_ACCESS_KEY};Version=1.0;"
+    )
+    assert config.retry_delays == (1.0, 3.0, 5.0)
+
+
+def test_public_endpoint_sets_connection_string_and_origin() -> None:
+    config = load_config(["--port", "9000", "--public-endpoint", "http://127.0.0.1:9000/"], environ={})
+    assert config.connection_string.startswith("Endpoint=http://127.0.0.1:9000;")
+    assert config.origin == "127.0.0.1:9000"
+
+
+def test_hub_flags_build_ordered_handlers_with_defaults() -> None:
+    config = load_config(
+        [
+            "--hub", "chat", "--upstream", "http://a/{event}", "--user-events", "message,join",
+            "--upstream", "http://b/{hub}/{event}", "--system-events", "connected",
+            "--hub", "other", "--upstream", "http://c/api",
+        ],
+        environ={},
+    )  # fmt: skip
+    chat = config.hub_settings("CHAT")
+    assert [h.url_template for h in chat.handlers] == ["http://a/{event}", "http://b/{hub}/{event}"]
+    assert chat.handlers[0].system_events == ("connect", "connected", "disconnected")
+    assert chat.handlers[1].user_events == "*"
+    assert chat.handlers[1].system_events == ("connected",)
+    assert config.hub_settings("other").handlers[0].url_template == "http://c/api"
+
+
+def test_handler_flags_need_a_hub_first() -> None:
+    with pytest.raises(SystemExit):
+        load_config(["--upstream", "http://a"], environ={})
+
+
+def test_environment_is_used_when_the_flag_is_absent() -> None:
+    environ = {
+        "WPS_EMULATOR_PORT": "9100",
+        "WPS_EMULATOR_ACCESS_KEY": OTHER_KEY,
+        "WPS_EMULATOR_HUB": "chat",
+        "WPS_EMULATOR_UPSTREAM": "http://localhost:7071/api/eventhandler",
+        "WPS_EMULATOR_USER_EVENTS": "message",
+    }
+    config = load_config([], environ=environ)
+    assert (config.port, config.access_key) == (9100, OTHER_KEY)
+    handler = config.hub_settings("chat").handlers[0]
+    assert (handler.url_template, handler.user_events) == (
+        "http://localhost:7071/api/eventhandler",
+        "message",
+    )
+
+
+def test_command_line_beats_environment_beats_json_file(tmp_path: Path) -> None:
+    file = tmp_path / "emulator.json"
+    file.write_text(
+        json.dumps({"port": 9200, "host": "127.0.0.3", "accessKey": OTHER_KEY, "logLevel": "debug"})
+    )
+    config = load_config(
+        ["--config", str(file), "--port", "9300"], environ={"WPS_EMULATOR_HOST": "127.0.0.2"}
+    )
+    assert (config.port, config.host, config.access_key, config.log_level) == (
+        9300,
+        "127.0.0.2",
+        OTHER_KEY,
+        "DEBUG",
+    )
+
+
+def test_json_file_declares_hubs_and_command_line_replaces_one(tmp_path: Path) -> None:
+    file = tmp_path / "emulator.json"
+    hubs = {
+        "chat": {
+            "eventHandlers": [
+                {"urlTemplate": "http://file/chat", "userEventPattern": "*", "systemEvents": ["connect"]}
+            ]
+        },
+        "news": {"eventHandlers": [{"urlTemplate": "http://file/news"}]},
+    }
+    file.write_text(json.dumps({"hubs": hubs}))
+    config = load_config(
+        ["--hub", "chat", "--upstream", "http://cli/chat"], environ={"WPS_EMULATOR_CONFIG": str(file)}
+    )
+    assert config.hub_settings("chat").handlers[0].url_template == "http://cli/chat"
+    assert config.hub_settings("news").handlers[0].url_template == "http://file/news"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--access-key", "short"], "at least 32 bytes"),
+        (["--hub", "chat", "--upstream", "http://{hub}.example.com/x"], "not allowed in the upstream host"),
+        (["--hub", "chat", "--upstream", "ftp://example.com/x"], "http(s) URL"),
+        (
+            ["--hub", "chat", "--upstream", "http://a/x", "--system-events", "connect,joined"],
+            "unknown system events",
+        ),
+        (["--hub", "1chat", "--upstream", "http://a/x"], "hub name"),
+        (["--public-endpoint", "localhost:8080"], "public endpoint"),
+        (["--upstream-retry-delays", "1,soon"], "retry delays"),
+    ],
+)
+def test_invalid_settings_are_refused_with_a_clear_message(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(argv, environ={})
+
+
+def test_unknown_json_keys_are_refused(tmp_path: Path) -> None:
+    file = tmp_path / "emulator.json"
+    file.write_text(json.dumps({"prot": 1}))
+    with pytest.raises(ConfigError, match="unknown keys"):
+        load_config(["--config", str(file)], environ={})
+
+
+def test_user_event_pattern_matches_star_one_name_or_a_list_case_insensitively() -> None:
+    assert EventHandler("http://a", user_events="*").takes_user_event("anything")
+    assert EventHandler("http://a", user_events="Message").takes_user_event("message")
+    listed = EventHandler("http://a", user_events="message, join")
+    assert listed.takes_user_event("JOIN") and not listed.takes_user_event("leave")
+    assert not EventHandler("http://a", user_events="").takes_user_event("message")
+
+
+def test_first_matching_handler_wins() -> None:
+    hub = HubSettings("chat", (EventHandler("http://first", user_events="a"), EventHandler("http://second")))
+    assert hub.handler_for("a", system=False).url_template == "http://first"  # type: ignore[union-attr]
+    assert hub.handler_for("b", system=False).url_template == "http://second"  # type: ignore[union-attr]
+    assert hub.handler_for("connect", system=True).url_template == "http://first"  # type: ignore[union-attr]
+
+
+def test_url_template_fills_hub_and_event_escaped() -> None:
+    handler = EventHandler("http://h/api/{hub}/{event}?x=1")
+    assert handler.url("chat", "my event") == "http://h/api/chat/my%20event?x=1"
+
+
+def test_star_hub_is_the_fallback_for_other_hubs() -> None:
+    config = load_config(
+        ["--hub", "*", "--upstream", "http://any/{hub}", "--hub", "chat", "--upstream", "http://chat"],
+        environ={},
+    )
+    assert config.hub_settings("chat").handlers[0].url_template == "http://chat"
+    assert config.hub_settings("whatever").handlers[0].url_template == "http://any/{hub}"
