@@ -26,6 +26,7 @@ from .upstream import UpstreamError
 log = logging.getLogger("wps_emulator")
 
 MAX_FRAME_BYTES = 1024 * 1024
+HEARTBEAT_SECONDS = 30.0  # a peer that does not answer a ping within half of this counts as lost
 SERVICE_KEY: web.AppKey[Service] = web.AppKey("service", Service)
 
 
@@ -75,6 +76,16 @@ def _claims(request: web.Request, service: Service, hub: str) -> ClientClaims:
         return verify_client_token(token, service.config.access_key, hub, endpoints)
     except TokenError as exc:
         raise Refusal(exc.status, str(exc)) from exc
+
+
+def _socket(protocols: tuple[str, ...]) -> web.WebSocketResponse:
+    """The server side of a client socket: 1 MiB frames, no compression, pings to find dead peers."""
+    return web.WebSocketResponse(
+        protocols=protocols,
+        max_msg_size=MAX_FRAME_BYTES + 1,  # aiohttp refuses sizes >= its limit
+        compress=False,  # frames are written pre-built and uncompressed (connection.ws_frame)
+        heartbeat=HEARTBEAT_SECONDS,
+    )
 
 
 def _offered_protocols(request: web.Request) -> list[str]:
@@ -181,12 +192,7 @@ async def _connect(
     info.subprotocol = subprotocol
     kind = ClientKind.of(subprotocol)
 
-    ws = web.WebSocketResponse(
-        protocols=(subprotocol,) if subprotocol else (),
-        max_msg_size=MAX_FRAME_BYTES + 1,  # aiohttp refuses sizes >= its limit
-        compress=False,
-        autoping=True,
-    )
+    ws = _socket((subprotocol,) if subprotocol else ())
     await ws.prepare(request)
     conn = ClientConnection(
         kind=kind,
@@ -222,11 +228,7 @@ async def _reconnect(request: web.Request, service: Service, hub_name: str) -> w
         and hmac.compare_digest(conn.reconnection_token, token)
         and conn.info.subprotocol in offered
     )
-    ws = web.WebSocketResponse(
-        protocols=tuple(p for p in offered if p in jp.SUPPORTED_PROTOCOLS)[:1],
-        max_msg_size=MAX_FRAME_BYTES + 1,  # aiohttp refuses sizes >= its limit
-        compress=False,
-    )
+    ws = _socket(tuple(p for p in offered if p in jp.SUPPORTED_PROTOCOLS)[:1])
     await ws.prepare(request)
     if not valid:
         # Recovery failure is told with close code 1008: the client must start a new connection.
