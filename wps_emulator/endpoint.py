@@ -170,10 +170,9 @@ async def _connect(
         except UpstreamError as exc:
             raise Refusal(502, f"the connect event handler could not be reached: {exc}") from exc
         if not response.ok:
-            # The handler's status goes to the client as is (401 rejects, etc.).
-            raise Refusal(
-                response.status, f"the connect event handler refused the connection ({response.status})"
-            )
+            # An error status goes to the client as is (401 rejects, etc.); anything else is our 500.
+            status = response.status if 400 <= response.status < 600 else 500
+            raise Refusal(status, f"the connect event handler refused the connection ({response.status})")
         connection_state = response.connection_state
         reply = _parse_connect_reply(response.body)
         if "userId" in reply:
