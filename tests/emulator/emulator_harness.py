@@ -64,8 +64,8 @@ class TestUpstream:
     Behaviour is chosen by the event: connect reads the client's query (`reject=<status>`,
     `userId=`, `groups=a,b`, `roles=r1,r2`, `subprotocol=`, `state=`), user events by name:
     `echo` (same body and content type back), `fail` (500), `flaky` (500 on the first attempt of each
-    ce-id, then echo), `nocontent` (204), `badtype` (200 application/xml), `state` (sets and echoes
-    `ce-connectionState`). The `message` event of simple clients echoes.
+    ce-id, then echo), `nocontent` (204), `slow` (204 after 3 s), `badtype` (200 application/xml),
+    `state` (sets and echoes `ce-connectionState`). The `message` event of simple clients echoes.
     """
 
     __test__ = False  # not a test class
@@ -159,7 +159,7 @@ class TestUpstream:
         if request.method in ("OPTIONS", "GET"):
             return self._validation(request, recorded, kind, event)
         recorded.problems = self._check(headers, hub, event)
-        return self._answer(recorded, headers, event)
+        return await self._answer(recorded, headers, event)
 
     def _validation(self, request: web.Request, recorded: Recorded, kind: str, event: str) -> web.Response:
         origin = request.headers.get("WebHook-Request-Origin", "")
@@ -206,7 +206,7 @@ class TestUpstream:
             problems.append(f"system event content type {headers.get('content-type')!r}")
         return problems
 
-    def _answer(self, recorded: Recorded, headers: dict[str, str], event: str) -> web.StreamResponse:
+    async def _answer(self, recorded: Recorded, headers: dict[str, str], event: str) -> web.StreamResponse:
         if event == "connect":
             return self._connect(recorded)
         if event in ("connected", "disconnected"):
@@ -225,6 +225,9 @@ class TestUpstream:
                 return web.Response(status=500, text="first attempt fails")
             return web.Response(status=200, body=recorded.body, headers={"Content-Type": content_type})
         if event == "nocontent":
+            return web.Response(status=204)
+        if event == "slow":
+            await asyncio.sleep(3)
             return web.Response(status=204)
         if event == "badtype":
             return web.Response(status=200, body=b"<x/>", headers={"Content-Type": "application/xml"})

@@ -193,6 +193,17 @@ async def test_abuse_protection_uses_options_before_the_first_event(run: Emulato
     assert validation.problems == []
 
 
+async def test_abuse_protection_result_is_reused_for_later_events(run: EmulatorRun) -> None:
+    for _ in range(3):
+        async with ws_client(run.emulator.client_url("chat", user_id="u")):
+            pass
+    await run.upstream.await_for(lambda r: r.event == "disconnected")
+    assert (
+        len([r for r in run.upstream.requests if r.method == "OPTIONS" and r.path == "/events/chat/validate"])
+        == 1
+    )
+
+
 async def test_abuse_protection_falls_back_to_get_when_options_is_404(run: EmulatorRun) -> None:
     async with ws_client(run.emulator.client_url("getval", user_id="u")) as client:
         connect = run.upstream.wait_for(

@@ -24,6 +24,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorRun]:
         "--user-events", "*", "--system-events", "disconnected",
         "--hub", "failing", "--upstream", "{upstream}/events/{hub}/fail", "--system-events", "",
         "--upstream-retry-delays", "0.2,0.2,0.2",
+        "--upstream-timeout", "1",
         name="emulator-upstream",
     )  # fmt: skip
 
@@ -247,3 +248,11 @@ async def test_simple_client_message_without_a_handler_closes_the_connection(run
         msg = await client.receive()
         assert msg.type == aiohttp.WSMsgType.CLOSE
         assert client.ws.close_code == 1008
+
+
+async def test_handler_slower_than_the_timeout_fails_the_event_without_retrying(run: EmulatorRun) -> None:
+    async with ws_client(chat_url(run)) as client:
+        await client.send({"type": "event", "event": "slow", "data": 1, "ackId": 1})
+        ack = await client.next_json()
+        assert (ack["success"], ack["error"]["name"]) == (False, "InternalServerError")
+        assert len(run.upstream.of(client.connected["connectionId"], "slow")) == 1
