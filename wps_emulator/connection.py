@@ -88,7 +88,7 @@ def _close_reason(text: str) -> bytes:
     return text.encode("utf-8")[:120].decode("utf-8", "ignore").encode("utf-8")
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=16)  # a broadcast needs one entry; bounded because frames may be 1 MiB
 def _frame_for(message: ServerMessage, kind: ClientKind) -> bytes:
     """The frame of a message for a simple or JSON client (cached: a broadcast builds it once)."""
     if kind is ClientKind.SIMPLE:

@@ -180,7 +180,7 @@ def disconnected(reason: str) -> str:
 PONG = _dumps({"type": "pong"})
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=16)  # a broadcast needs one entry; bounded because frames may be 1 MiB
 def message_frame(message: ServerMessage) -> str:
     """The JSON frame of a server or group message (cached: a broadcast builds it once for all)."""
     if message.data_type == "json":
