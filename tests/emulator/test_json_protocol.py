@@ -227,3 +227,17 @@ async def test_rest_close_sends_disconnected_with_the_reason(run: EmulatorRun) -
         run.emulator.service("plain").close_connection(client.connected["connectionId"], reason="bye now")
         assert await client.next_json() == {"type": "system", "event": "disconnected", "message": "bye now"}
         assert (await client.receive()).type == aiohttp.WSMsgType.CLOSE
+
+
+async def test_simple_client_gets_rest_messages_as_plain_frames(run: EmulatorRun) -> None:
+    service = run.emulator.service("plain")
+    async with ws_client(url(run, "simple-reader"), protocol=None) as client:
+        service.send_to_user("simple-reader", {"a": 1})
+        service.send_to_user("simple-reader", "words", content_type="text/plain")
+        service.send_to_user("simple-reader", b"\x00\x01", content_type="application/octet-stream")
+        frames = [await client.receive() for _ in range(3)]
+    assert [(f.type, f.data) for f in frames] == [
+        (aiohttp.WSMsgType.TEXT, '{"a": 1}'),  # the body as the SDK serialized it
+        (aiohttp.WSMsgType.TEXT, "words"),
+        (aiohttp.WSMsgType.BINARY, b"\x00\x01"),
+    ]

@@ -256,3 +256,10 @@ async def test_handler_slower_than_the_timeout_fails_the_event_without_retrying(
         ack = await client.next_json()
         assert (ack["success"], ack["error"]["name"]) == (False, "InternalServerError")
         assert len(run.upstream.of(client.connected["connectionId"], "slow")) == 1
+
+
+async def test_unicode_user_id_is_sent_as_utf8(run: EmulatorRun) -> None:
+    async with ws_client(chat_url(run, "jöhn 名前")) as client:
+        conn = client.connected["connectionId"]
+        connected = await run.upstream.await_for(lambda r: r.event == "connected" and r.connection_id == conn)
+    assert connected.headers["ce-userid"] == "jöhn 名前"
