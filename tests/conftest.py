@@ -47,4 +47,3 @@ def azurite(session_logs: Path) -> Iterator[Azurite]:
         yield Azurite(table_port, table_connection_string(table_port), process)
     finally:
         process.stop()
-
