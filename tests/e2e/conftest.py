@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from chat_app import ChatApp
+
 from devhost.stack import LocalStack, StackPorts
 
 
