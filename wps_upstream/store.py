@@ -311,6 +311,28 @@ class _Table:
         await self._service.close()
 
 
+class _TableStore:
+    """What both stores share: one table, its endpoint, closing, and `async with`."""
+
+    def __init__(self, table: _Table) -> None:
+        self._table = table
+
+    @property
+    def endpoint(self) -> str:
+        """The table service URL this store talks to (holds no secret)."""
+        return self._table.endpoint
+
+    async def close(self) -> None:
+        """Close the clients."""
+        await self._table.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
 def _unavailable(action: str, error: BaseException) -> StoreUnavailable:
     detail = str(error).splitlines()[0] if str(error) else ""
     return StoreUnavailable(f"Table storage failed while {action}: {type(error).__name__}: {detail}".rstrip())
@@ -322,13 +344,13 @@ _SCHEMA_VERSION = 1
 _KEY_ATTEMPTS = 3
 
 
-class MessageStore:
+class MessageStore(_TableStore):
     """Chat history of each hub: idempotent appends and newest-first pages."""
 
     def __init__(self, table: _Table, partitions: int = 1) -> None:
         if not 1 <= partitions <= MAX_PARTITIONS:
             raise ValueError(f"partitions must be between 1 and {MAX_PARTITIONS}, not {partitions}")
-        self._table = table
+        super().__init__(table)
         self._partitions = partitions
 
     @classmethod
@@ -446,21 +468,6 @@ class MessageStore:
         cursor = encode_cursor(page[-1]["RowKey"]) if more else None
         return [_message_from_row(row) for row in page], cursor
 
-    @property
-    def endpoint(self) -> str:
-        """The table service URL this store talks to (holds no secret)."""
-        return self._table.endpoint
-
-    async def close(self) -> None:
-        """Close the clients."""
-        await self._table.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
 
 _MESSAGES_AFTER = "PartitionKey eq @pk and RowKey gt @after and RowKey lt @end"
 
@@ -522,11 +529,8 @@ def _message_from_row(row: Mapping[str, Any]) -> ChatMessage:
 # --- presence -------------------------------------------------------------------------------------------
 
 
-class PresenceStore:
+class PresenceStore(_TableStore):
     """Who is connected to each hub: one row per connection, upserted and deleted idempotently."""
-
-    def __init__(self, table: _Table) -> None:
-        self._table = table
 
     @classmethod
     def from_connection_string(
@@ -582,18 +586,3 @@ class PresenceStore:
             ]
         except AzureError as error:
             raise _unavailable("listing connections", error) from error
-
-    @property
-    def endpoint(self) -> str:
-        """The table service URL this store talks to (holds no secret)."""
-        return self._table.endpoint
-
-    async def close(self) -> None:
-        """Close the clients."""
-        await self._table.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
