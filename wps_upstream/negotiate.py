@@ -25,8 +25,11 @@ async def negotiate(req: func.HttpRequest) -> func.HttpResponse:
         user_id = identify_user(dict(req.headers), dict(req.params), settings)
         minutes = settings.token_lifetime_minutes
         expires_on = datetime.now(UTC) + timedelta(minutes=minutes)
+        presence = settings.presence_broadcast
+        # With PresenceBroadcast=group:<name>, clients opt in to presence by joining that group.
+        roles = [f"webpubsub.joinLeaveGroup.{presence.group}"] if presence.mode == "group" else None
         token = await runtime.service_client.get_client_access_token(
-            user_id=user_id, minutes_to_expire=minutes
+            user_id=user_id, minutes_to_expire=minutes, roles=roles
         )
         body = {
             "url": token["url"],

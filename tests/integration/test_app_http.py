@@ -39,6 +39,22 @@ async def test_negotiate_token_lifetime_is_configurable(
     assert claims["exp"] - claims["iat"] == 5 * 60
 
 
+async def test_negotiate_grants_no_roles_by_default(app: FunctionApp) -> None:
+    body = json.loads((await app.negotiate({"userId": "ann"})).get_body())
+    claims = jwt.decode(body["token"], options={"verify_signature": False})
+    assert "role" not in claims
+
+
+async def test_negotiate_lets_clients_join_the_presence_group(
+    app: FunctionApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PresenceBroadcast", "group:lobby")
+    await reset_runtime()
+    body = json.loads((await app.negotiate({"userId": "ann"})).get_body())
+    claims = jwt.decode(body["token"], options={"verify_signature": False})
+    assert claims["role"] == ["webpubsub.joinLeaveGroup.lobby"]
+
+
 async def test_negotiate_without_user_is_401(app: FunctionApp) -> None:
     response = await app.negotiate()
     assert response.status_code == 401
