@@ -40,6 +40,7 @@ class Runtime:
             table_name=settings.messages_table,
             timeout_s=timeout,
             retries=retries,
+            partitions=settings.messages_partitions,
         )
         presence = PresenceStore.from_connection_string(
             settings.storage_connection_string,

@@ -13,6 +13,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from wps_upstream.errors import ConfigurationError
+from wps_upstream.store import MAX_PARTITIONS
 
 HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}$")
 TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
@@ -63,6 +64,7 @@ class Settings:
     token_lifetime_minutes: int
     presence_broadcast: PresenceBroadcast
     messages_table: str
+    messages_partitions: int
     presence_table: str
     dependency_timeout_s: float
     dependency_retries: int
@@ -97,6 +99,7 @@ class Settings:
             token_lifetime_minutes=_int(env, "WebPubSubTokenLifetimeMinutes", default=60, low=1, high=1440),
             presence_broadcast=_presence(env, "PresenceBroadcast"),
             messages_table=_table(env, "MessagesTableName", "messages"),
+            messages_partitions=_int(env, "MessagesPartitions", default=1, low=1, high=MAX_PARTITIONS),
             presence_table=_table(env, "PresenceTableName", "presence"),
             dependency_timeout_s=float(_int(env, "DependencyTimeoutSeconds", default=10, low=1, high=120)),
             dependency_retries=_int(env, "DependencyRetries", default=2, low=0, high=5),

@@ -92,7 +92,12 @@ async def send(app: FunctionApp, text: str) -> str:
     return str(json.loads(response.get_body())["id"])
 
 
-async def test_history_pages_newest_first_with_a_cursor(app: FunctionApp) -> None:
+@pytest.mark.parametrize("partitions", ["1", "3"])
+async def test_history_pages_newest_first_with_a_cursor(
+    app: FunctionApp, monkeypatch: pytest.MonkeyPatch, partitions: str
+) -> None:
+    monkeypatch.setenv("MessagesPartitions", partitions)
+    await reset_runtime()
     ids = [await send(app, f"m{n}") for n in range(5)]
     first = json.loads((await app.messages(limit="2")).get_body())
     assert [m["data"] for m in first["messages"]] == ["m4", "m3"]

@@ -30,6 +30,7 @@ def test_defaults() -> None:
     assert value.presence_broadcast == PresenceBroadcast("all")
     assert (value.messages_table, value.presence_table) == ("messages", "presence")
     assert value.storage_connection_string == "UseDevelopmentStorage=true"
+    assert value.messages_partitions == 1
 
 
 @pytest.mark.parametrize("name", ["WebPubSubConnectionString", "AzureWebJobsStorage"])
@@ -134,3 +135,12 @@ def test_client_principal_headers_are_trusted_only_with_app_service_auth_or_loca
     assert settings().trust_client_principal is False
     assert settings(WEBSITE_AUTH_ENABLED="True").trust_client_principal is True
     assert settings(NegotiateAllowQueryUserId="true").trust_client_principal is True
+
+
+def test_messages_partitions_spread_a_hub() -> None:
+    assert settings(MessagesPartitions="8").messages_partitions == 8
+
+
+@pytest.mark.parametrize("raw", ["0", "65", "many"])
+def test_messages_partitions_out_of_range_is_named(raw: str) -> None:
+    assert "MessagesPartitions" in error_for(**REQUIRED, MessagesPartitions=raw)
