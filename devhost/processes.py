@@ -154,11 +154,7 @@ def azurite_argv(
 
 def table_connection_string(table_port: int) -> str:
     """The Azurite storage connection string for a table service on 127.0.0.1:<port>."""
-    return (
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-        f"AccountKey={AZURITE_ACCOUNT_KEY};"
-        f"TableEndpoint=http://127.0.0.1:{table_port}/devstoreaccount1;"
-    )
+    return storage_connection_string(table_port=table_port)
 
 
 def python_module_argv(module: str, *args: str) -> list[str]:
@@ -166,16 +162,14 @@ def python_module_argv(module: str, *args: str) -> list[str]:
 
 
 def storage_connection_string(
-    *, blob_port: int, queue_port: int, table_port: int, host: str = "127.0.0.1"
+    *, table_port: int, blob_port: int | None = None, queue_port: int | None = None, host: str = "127.0.0.1"
 ) -> str:
-    """Azurite connection string with all three services (what `func start` needs as AzureWebJobsStorage)."""
+    """Azurite's connection string for the services given (all three is what `func start` needs)."""
     account = "devstoreaccount1"
-    return (
-        f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={AZURITE_ACCOUNT_KEY};"
-        f"BlobEndpoint=http://{host}:{blob_port}/{account};"
-        f"QueueEndpoint=http://{host}:{queue_port}/{account};"
-        f"TableEndpoint=http://{host}:{table_port}/{account};"
-    )
+    ports = {"Blob": blob_port, "Queue": queue_port, "Table": table_port}
+    prefix = f"DefaultEndpointsProtocol=http;AccountName={account};AccountKey={AZURITE_ACCOUNT_KEY};"
+    endpoints = (f"{name}Endpoint=http://{host}:{port}/{account};" for name, port in ports.items() if port)
+    return prefix + "".join(endpoints)
 
 
 def _listening_socket_inodes(port: int) -> set[str]:
