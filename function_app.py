@@ -2,7 +2,7 @@
 
 import azure.functions as func
 
-from wps_upstream import eventhandler, history, negotiate, web
+from wps_upstream.functions import eventhandler, history, negotiate, web
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 

@@ -1,28 +1,33 @@
 """The Web PubSub upstream protocol: CloudEvents over HTTP (binary mode), from bytes and headers to typed
 events, and typed responses back. No Azure Functions import, so it is tested without a host.
 
-See docs/app.md ("Event handler") and the protocol reference for the rules implemented here.
+See docs/app.md ("The event handler in detail") and the protocol reference for the rules implemented here.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import json
 import logging
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Literal
+from typing import Any
 
-from wps_upstream.errors import BadRequest, Forbidden, Unauthorized, UnsupportedMediaType
+from wps_upstream.errors import BadRequest, UnsupportedMediaType
+from wps_upstream.payload import (
+    CONTENT_TYPES,
+    REPLY_CONTENT_TYPES,
+    DataType,
+    InvalidPayload,
+    Payload,
+    json_dumps,
+)
+from wps_upstream.webhook_auth import ALLOWED_ORIGIN_HEADER, ORIGIN_HEADER, SIGNATURE_HEADER, WebhookAuth
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "azure.webpubsub."
 USER_PREFIX = "azure.webpubsub.user."
 SYSTEM_TYPES = {
     "azure.webpubsub.sys.connect": "connect",
@@ -31,22 +36,8 @@ SYSTEM_TYPES = {
 }
 # The headers that make a request a Web PubSub event (ce-awpsversion and ce-specversion are optional).
 EVENT_HEADERS = ("ce-type", "ce-hub", "ce-connectionId")
-ORIGIN_HEADER = "WebHook-Request-Origin"
-ALLOWED_ORIGIN_HEADER = "WebHook-Allowed-Origin"
 STATE_HEADER = "ce-connectionState"
 JSON_SUBPROTOCOLS = ("json.webpubsub.azure.v1", "json.reliable.webpubsub.azure.v1")
-
-DataType = Literal["text", "json", "binary"]
-CONTENT_TYPES: dict[str, DataType] = {
-    "text/plain": "text",
-    "application/json": "json",
-    "application/octet-stream": "binary",
-}
-REPLY_CONTENT_TYPES: dict[DataType, str] = {
-    "text": "text/plain; charset=utf-8",
-    "json": "application/json; charset=utf-8",
-    "binary": "application/octet-stream",
-}
 
 
 class EventKind(Enum):
@@ -114,20 +105,10 @@ class DisconnectedEvent:
 
 @dataclass(frozen=True)
 class UserEvent:
-    """A client sent an event (blocking); `data` is exactly the bytes received."""
+    """A client sent an event (blocking); the payload was checked for its data type once, here."""
 
     context: EventContext
-    data_type: DataType
-    data: bytes
-
-    @property
-    def text(self) -> str:
-        """The data as text (valid UTF-8 is checked when text and JSON events are parsed)."""
-        return self.data.decode("utf-8")
-
-    def json(self) -> Any:
-        """The data as a JSON value (only for data_type "json")."""
-        return json.loads(self.data)
+    payload: Payload
 
 
 Event = ConnectEvent | ConnectedEvent | DisconnectedEvent | UserEvent
@@ -159,56 +140,6 @@ class Headers:
         return isinstance(name, str) and name.lower() in self._items
 
 
-# --- abuse protection -----------------------------------------------------------------------------
-
-
-def request_origins(value: str | None) -> list[str]:
-    """The host names in a WebHook-Request-Origin value (comma or space separated), lower-cased."""
-    return [item.lower() for item in re.split(r"[,\s]+", value or "") if item]
-
-
-def allowed_origin(value: str | None, allowed: Iterable[str]) -> str | None:
-    """The first origin in the request that is allowed, or None."""
-    allowed_set = {origin.lower() for origin in allowed}
-    return next((origin for origin in request_origins(value) if origin in allowed_set), None)
-
-
-def preflight(headers: Mapping[str, str], allowed: Iterable[str]) -> EventResponse:
-    """Answer the abuse-protection OPTIONS request: echo an allowed origin, refuse others."""
-    value = Headers(headers).get(ORIGIN_HEADER)
-    if not request_origins(value):
-        raise BadRequest(f"Abuse protection: the {ORIGIN_HEADER} header is missing.")
-    origin = allowed_origin(value, allowed)
-    if origin is None:
-        raise Forbidden(
-            f"Abuse protection: origin {value!r} is not allowed; this app accepts events only from the "
-            "Web PubSub service in its connection string (or WebPubSubAllowedOrigins)."
-        )
-    return EventResponse(200, headers=((ALLOWED_ORIGIN_HEADER, origin),))
-
-
-# --- signature ------------------------------------------------------------------------------------
-
-
-def expected_signature(access_key: str, connection_id: str) -> str:
-    """hex(HMAC-SHA256(key = the access-key string as UTF-8, message = the connection id)), lower-case."""
-    return hmac.new(access_key.encode("utf-8"), connection_id.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-def verify_signature(header: str | None, connection_id: str, access_key: str) -> bool:
-    """True if any `sha256=<hex>` entry of ce-signature matches (case-insensitive, constant time)."""
-    if not header:
-        return False
-    expected = expected_signature(access_key, connection_id).encode("ascii")
-    matched = False
-    for entry in re.split(r"[,\s]+", header):
-        scheme, sep, digest = entry.partition("=")
-        if sep and scheme.lower() == "sha256":
-            # Compare every entry (no early exit) so timing does not reveal which slot matched.
-            matched |= hmac.compare_digest(digest.lower().encode("utf-8"), expected)
-    return matched
-
-
 # --- connection state -----------------------------------------------------------------------------
 
 
@@ -229,55 +160,57 @@ def decode_state(value: str | None) -> dict[str, Any]:
 
 def encode_state(states: Mapping[str, Any]) -> str:
     """base64 of compact JSON (no spaces, insertion order), the form the service SDKs use."""
-    text = json.dumps(dict(states), separators=(",", ":"), ensure_ascii=False)
-    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+    return base64.b64encode(json_dumps(dict(states)).encode("utf-8")).decode("ascii")
 
 
 # --- parsing --------------------------------------------------------------------------------------
 
 
-def parse_event(
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    hub: str,
-    access_key: str,
-    allowed_origins: Iterable[str],
-) -> Event:
+def preflight(headers: Mapping[str, str], auth: WebhookAuth) -> EventResponse:
+    """Answer the abuse-protection OPTIONS request: echo an allowed origin, refuse others."""
+    origin = auth.check_origin(Headers(headers).get(ORIGIN_HEADER))
+    return EventResponse(200, headers=((ALLOWED_ORIGIN_HEADER, origin),))
+
+
+def parse_event(headers: Mapping[str, str], body: bytes, *, hub: str, auth: WebhookAuth) -> Event:
     """Turn a POSTed request into a typed event, refusing it in this order with a clear error:
     not a Web PubSub event (400); origin missing (400) or not allowed (403); signature missing or invalid
     (401); another hub (400); unknown ce-type (400); malformed body (400) or unsupported type (415).
     """
     view = Headers(headers)
-    kind = classify(view.get("ce-type"))
     for name in EVENT_HEADERS:
         if not view.get(name):
             raise BadRequest(f"Not a Web PubSub event: the {name} header is missing.")
-    origin_value = view.get(ORIGIN_HEADER)
-    if not request_origins(origin_value):
-        raise BadRequest(f"Not a Web PubSub event: the {ORIGIN_HEADER} header is missing.")
-    origin = allowed_origin(origin_value, allowed_origins)
-    if origin is None:
-        raise Forbidden(f"Events from origin {origin_value!r} are not accepted by this app.")
+    origin = auth.check_origin(view.get(ORIGIN_HEADER))
     connection_id = view.get("ce-connectionId") or ""
-    signature = view.get("ce-signature")
-    if not signature:
-        raise Unauthorized("The ce-signature header is missing; events must be signed by the service.")
-    if not verify_signature(signature, connection_id, access_key):
-        raise Unauthorized("The ce-signature does not match: the event was not signed with this app's key.")
+    auth.check_signature(view.get(SIGNATURE_HEADER), connection_id)
     event_hub = view.get("ce-hub") or ""
     if event_hub.lower() != hub.lower():
         raise BadRequest(
             f"This app serves hub {hub!r}, not {event_hub!r}; check the hub's event handler URL."
         )
-    if kind is EventKind.UNKNOWN:
-        raise BadRequest(f"Unsupported event type {view.get('ce-type')!r}.")
+    context = _context(view, origin)
+    if context.kind is EventKind.CONNECT:
+        return _connect(context, body)
+    if context.kind is EventKind.CONNECTED:
+        _json_object(body, "connected", allow_empty=True)
+        return ConnectedEvent(context)
+    if context.kind is EventKind.DISCONNECTED:
+        reason = _json_object(body, "disconnected", allow_empty=True).get("reason")
+        return DisconnectedEvent(context, reason if isinstance(reason, str) else None)
+    return _user_event(context, view, body)
 
+
+def _context(view: Headers, origin: str) -> EventContext:
+    """The event's attributes; 400 for a ce-type this app does not handle."""
     ce_type = view.get("ce-type") or ""
-    context = EventContext(
+    kind = classify(ce_type)
+    if kind is EventKind.UNKNOWN:
+        raise BadRequest(f"Unsupported event type {ce_type!r}.")
+    return EventContext(
         kind=kind,
-        hub=event_hub,
-        connection_id=connection_id,
+        hub=view.get("ce-hub") or "",
+        connection_id=view.get("ce-connectionId") or "",
         event_id=view.get("ce-id") or "",
         event_name=view.get("ce-eventName")
         or (ce_type[len(USER_PREFIX) :] if kind is EventKind.USER else kind.value),
@@ -287,19 +220,17 @@ def parse_event(
         subprotocol=view.get("ce-subprotocol") or None,
         states=decode_state(view.get(STATE_HEADER)),
     )
-    if kind is EventKind.CONNECT:
-        return _connect(context, body)
-    if kind is EventKind.CONNECTED:
-        _json_object(body, "connected", allow_empty=True)
-        return ConnectedEvent(context)
-    if kind is EventKind.DISCONNECTED:
-        reason = _json_object(body, "disconnected", allow_empty=True).get("reason")
-        return DisconnectedEvent(context, reason if isinstance(reason, str) else None)
+
+
+def _user_event(context: EventContext, view: Headers, body: bytes) -> UserEvent:
     if not context.event_id:
         raise BadRequest("The ce-id header is missing; user events need an id.")
     data_type = _data_type(view.get("Content-Type"))
-    _check_data(body, data_type)
-    return UserEvent(context, data_type, body)
+    try:
+        payload = Payload.decode(data_type, body)
+    except InvalidPayload as error:
+        raise BadRequest(f"The message was refused: {error}.") from None
+    return UserEvent(context, payload)
 
 
 def _json_object(body: bytes, what: str, *, allow_empty: bool = False) -> dict[str, Any]:
@@ -357,24 +288,6 @@ def _data_type(content_type: str | None) -> DataType:
     return data_type
 
 
-def _check_data(body: bytes, data_type: DataType) -> None:
-    if data_type == "binary":
-        return
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest(f"The {data_type} message is not valid UTF-8.") from None
-    if data_type == "json":
-        try:
-            json.loads(text, parse_constant=_not_json)
-        except ValueError:
-            raise BadRequest("The JSON message is not valid JSON.") from None
-
-
-def _not_json(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")  # Python accepts NaN/Infinity; JSON does not
-
-
 # --- responses ------------------------------------------------------------------------------------
 
 
@@ -385,11 +298,6 @@ def choose_subprotocol(offered: Iterable[str]) -> str | None:
 
 def _state_headers(states: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
     return () if states is None else ((STATE_HEADER, encode_state(states)),)
-
-
-def json_body(value: Any) -> bytes:
-    """Compact UTF-8 JSON."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def connect_accepted(
@@ -416,7 +324,7 @@ def connect_accepted(
     if not payload:
         return EventResponse(204, headers=_state_headers(states))
     return EventResponse(
-        200, json_body(payload), "application/json; charset=utf-8", headers=_state_headers(states)
+        200, json_dumps(payload).encode("utf-8"), REPLY_CONTENT_TYPES["json"], headers=_state_headers(states)
     )
 
 

@@ -1,7 +1,8 @@
-"""The app's exceptions. Each carries its HTTP status; wps_upstream.responses turns them into responses.
+"""The app's exceptions. Each carries its HTTP status; wps_upstream.http turns them into responses.
 
 Raise these with a message a caller can act on: what was wrong and, where useful, how to fix it.
-The message is sent as the plain-text response body, so it never contains secrets or stack traces.
+The message is sent as the plain-text response body, so it never contains secrets or stack traces;
+details for the operator go in the chained cause, which is logged.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from typing import Any
 
 from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient
 
+from wps_upstream.chat import ChatMessage, PresenceNotice
 from wps_upstream.settings import PresenceBroadcast, Settings
 
 logger = logging.getLogger(__name__)
@@ -38,31 +39,32 @@ class Notifier:
         self.client = client
         self.presence = presence
 
-    async def broadcast_message(self, message: dict[str, Any], *, event_id: str, connection_id: str) -> bool:
+    async def broadcast_message(self, message: ChatMessage, *, event_id: str) -> bool:
         """Send a stored message to every connection; False (logged) if the service call failed."""
-        return await self._send(message, None, what="message", event_id=event_id, connection_id=connection_id)
+        return await self._send(
+            message.to_json(), None, event_id=event_id, connection_id=message.connection_id
+        )
 
-    async def broadcast_presence(self, notice: dict[str, Any], *, event_id: str, connection_id: str) -> bool:
+    async def broadcast_presence(self, notice: PresenceNotice, *, event_id: str) -> bool:
         """Send a presence notice where PresenceBroadcast says (all, one group, or nowhere)."""
         if self.presence.mode == "off":
             return True
         group = self.presence.group if self.presence.mode == "group" else None
         return await self._send(
-            notice, group, what="presence", event_id=event_id, connection_id=connection_id
+            notice.to_json(), group, event_id=event_id, connection_id=notice.connection_id
         )
 
     async def _send(
-        self, payload: dict[str, Any], group: str | None, *, what: str, event_id: str, connection_id: str
+        self, body: dict[str, Any], group: str | None, *, event_id: str, connection_id: str
     ) -> bool:
         try:
             if group is None:
-                await self.client.send_to_all(payload, content_type="application/json")
+                await self.client.send_to_all(body, content_type="application/json")
             else:
-                await self.client.send_to_group(group, payload, content_type="application/json")
+                await self.client.send_to_group(group, body, content_type="application/json")
         except Exception as error:  # any failure: the event itself has succeeded; say so in the log
             logger.warning(
-                "Broadcast of %s failed for event %s of connection %s: %s: %s",
-                what,
+                "Broadcast failed for event %s of connection %s: %s: %s",
                 event_id,
                 connection_id,
                 type(error).__name__,
@@ -70,6 +72,3 @@ class Notifier:
             )
             return False
         return True
-
-    async def close(self) -> None:
-        await self.client.close()

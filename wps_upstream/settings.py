@@ -13,10 +13,11 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from wps_upstream.errors import ConfigurationError
-from wps_upstream.store import MAX_PARTITIONS
 
 HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}$")
 TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+RESERVED_TABLE_NAMES = frozenset({"tables"})  # Azure refuses this name (case-insensitively)
+MAX_PARTITIONS = 64  # a history page reads every partition of the hub
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "off", ""})
 
@@ -108,7 +109,27 @@ class Settings:
 
 def parse_web_pubsub_connection_string(value: str) -> WebPubSubConnection:
     """Parse `Endpoint=...;AccessKey=...;Version=1.0;[Port=...]` the way the service SDK does."""
-    name = "WebPubSubConnectionString"
+    fields = _connection_fields(value)
+    endpoint = fields.get("endpoint", "").rstrip("/")
+    access_key = fields.get("accesskey", "")
+    if not endpoint:
+        raise ConfigurationError(f"{_CONNECTION} has no Endpoint=.")
+    if not access_key:
+        raise ConfigurationError(
+            f"{_CONNECTION} has no AccessKey=; "
+            "this app verifies event signatures and signs tokens with the key."
+        )
+    _check_endpoint(endpoint)
+    if "port" in fields:
+        endpoint = _with_port(endpoint, fields["port"])
+    return WebPubSubConnection(endpoint=endpoint, access_key=access_key, connection_string=value)
+
+
+_CONNECTION = "WebPubSubConnectionString"
+
+
+def _connection_fields(value: str) -> dict[str, str]:
+    """The key=value parts of a connection string, keys lower-cased."""
     fields: dict[str, str] = {}
     for segment in value.split(";"):
         segment = segment.strip()
@@ -116,29 +137,27 @@ def parse_web_pubsub_connection_string(value: str) -> WebPubSubConnection:
             continue
         key, sep, item = segment.partition("=")
         if not sep:
-            raise ConfigurationError(f"{name} is malformed: every ';'-separated part must be key=value.")
+            raise ConfigurationError(
+                f"{_CONNECTION} is malformed: every ';'-separated part must be key=value."
+            )
         fields[key.strip().lower()] = item.strip()
-    endpoint = fields.get("endpoint", "").rstrip("/")
-    access_key = fields.get("accesskey", "")
-    if not endpoint:
-        raise ConfigurationError(f"{name} has no Endpoint=.")
-    if not access_key:
-        raise ConfigurationError(
-            f"{name} has no AccessKey=; this app verifies event signatures and signs tokens with the key."
-        )
+    return fields
+
+
+def _check_endpoint(endpoint: str) -> None:
     parts = urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"{name}: Endpoint must be an http:// or https:// URL with a host.")
+        raise ConfigurationError(f"{_CONNECTION}: Endpoint must be an http:// or https:// URL with a host.")
     if parts.path not in ("", "/") or parts.query:
-        raise ConfigurationError(f"{name}: Endpoint must be scheme://host[:port] without a path.")
-    if "port" in fields:
-        port = fields["port"]
-        if not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigurationError(f"{name}: Port must be a number between 1 and 65535.")
-        if parts.port is not None:
-            raise ConfigurationError(f"{name}: give the port either in Endpoint or as Port=, not both.")
-        endpoint = f"{endpoint}:{int(port)}"
-    return WebPubSubConnection(endpoint=endpoint, access_key=access_key, connection_string=value)
+        raise ConfigurationError(f"{_CONNECTION}: Endpoint must be scheme://host[:port] without a path.")
+
+
+def _with_port(endpoint: str, port: str) -> str:
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigurationError(f"{_CONNECTION}: Port must be a number between 1 and 65535.")
+    if urlsplit(endpoint).port is not None:
+        raise ConfigurationError(f"{_CONNECTION}: give the port either in Endpoint or as Port=, not both.")
+    return f"{endpoint}:{int(port)}"
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -184,9 +203,9 @@ def _hub(env: Mapping[str, str]) -> str:
 
 def _table(env: Mapping[str, str], name: str, default: str) -> str:
     table = env.get(name, "").strip() or default
-    if not TABLE_NAME.match(table):
+    if not TABLE_NAME.match(table) or table.lower() in RESERVED_TABLE_NAMES:
         raise ConfigurationError(
-            f"The setting {name} must be 3-63 letters or digits, starting with a letter."
+            f"The setting {name} must be 3-63 letters or digits, starting with a letter, and not 'tables'."
         )
     return table
 

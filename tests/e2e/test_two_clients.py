@@ -154,7 +154,7 @@ async def test_message_is_in_the_message_store(conversation: Conversation, stack
         messages, _ = await store.page(hub=HUB, limit=100)
     stored = [message for message in messages if message.id == conversation.broadcast["id"]]
     assert len(stored) == 1
-    assert (stored[0].user_id, stored[0].data_type, stored[0].data) == (
+    assert (stored[0].user_id, stored[0].payload.data_type, stored[0].payload.data) == (
         conversation.second,
         "text",
         conversation.text.encode(),

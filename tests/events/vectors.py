@@ -13,12 +13,17 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tests.constants import ACCESS_KEY, HUB, web_pubsub_connection_string
+from wps_upstream.webhook_auth import WebhookAuth
+
 EVENTS_DIR = Path(__file__).resolve().parent
-DEFAULT_KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"
-# The settings the vectors are made for.
-CONNECTION_STRING = f"Endpoint=https://xxx.webpubsub.azure.com;AccessKey={DEFAULT_KEY};Version=1.0;"
-HUB = "chat"
+DEFAULT_KEY = ACCESS_KEY
+# The settings the vectors are made for: the service host used in the protocol reference.
 ORIGIN = "xxx.webpubsub.azure.com"
+CONNECTION_STRING = web_pubsub_connection_string(f"https://{ORIGIN}")
+AUTH = WebhookAuth.of({ORIGIN}, DEFAULT_KEY)
+
+__all__ = ["AUTH", "CONNECTION_STRING", "DEFAULT_KEY", "HUB", "ORIGIN", "EventVector", "load", "names"]
 
 
 @dataclass(frozen=True)

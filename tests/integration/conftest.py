@@ -11,12 +11,13 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from tests.events.vectors import DEFAULT_KEY, EventVector
+from tests.constants import web_pubsub_connection_string
+from tests.events.vectors import EventVector
 from tests.integration.recorder import RestRecorder
-from wps_upstream.eventhandler import eventhandler
-from wps_upstream.history import list_messages
-from wps_upstream.negotiate import negotiate
-from wps_upstream.runtime import get_runtime, reset_runtime
+from wps_upstream.functions.eventhandler import eventhandler
+from wps_upstream.functions.history import list_messages
+from wps_upstream.functions.negotiate import negotiate
+from wps_upstream.services import get_services, reset_services
 
 
 @pytest.fixture(scope="session")
@@ -64,8 +65,8 @@ class FunctionApp:
         return list(json.loads(response.get_body())["messages"])
 
     async def online(self) -> list[tuple[str, str]]:
-        runtime = await get_runtime()
-        return await runtime.presence_store.online(hub=runtime.settings.hub)
+        services = await get_services()
+        return await services.presence.online(hub=services.settings.hub)
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ async def app(
     """The app configured for this test: fresh tables, the recorder as the service, local user ids allowed."""
     suffix = uuid.uuid4().hex[:12]
     env = {
-        "WebPubSubConnectionString": f"Endpoint={rest_recorder.endpoint};AccessKey={DEFAULT_KEY};",
+        "WebPubSubConnectionString": web_pubsub_connection_string(rest_recorder.endpoint),
         "WebPubSubHub": "chat",
         # The vectors in tests/events come from the Azure service host used in the protocol reference.
         "WebPubSubAllowedOrigins": "xxx.webpubsub.azure.com",
@@ -91,7 +92,7 @@ async def app(
     monkeypatch.delenv("WEBSITE_AUTH_ENABLED", raising=False)
     monkeypatch.delenv("PresenceBroadcast", raising=False)
     rest_recorder.clear()
-    await reset_runtime()
+    await reset_services()
     yield FunctionApp(rest_recorder)
-    await reset_runtime()
+    await reset_services()
     rest_recorder.clear()

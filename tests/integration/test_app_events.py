@@ -10,7 +10,7 @@ import pytest
 
 from tests.events.vectors import load
 from tests.integration.conftest import FunctionApp
-from wps_upstream.runtime import reset_runtime
+from wps_upstream.services import reset_services
 
 
 def connection() -> str:
@@ -164,10 +164,10 @@ async def test_storage_down_answers_503_and_the_message_is_not_acknowledged(
 
     monkeypatch.setenv("AzureWebJobsStorage", table_connection_string(free_port()))  # nothing listens there
     monkeypatch.setenv("DependencyRetries", "0")
-    await reset_runtime()
+    await reset_services()
     response = await app.event(load("message-text").for_connection(connection()))
     assert response.status_code == 503
-    assert b"not stored" in response.get_body()
+    assert b"nothing was changed" in response.get_body()
     assert app.recorder.sends() == []
 
 
@@ -176,7 +176,7 @@ async def test_presence_write_failure_answers_503(app: FunctionApp, monkeypatch:
 
     monkeypatch.setenv("AzureWebJobsStorage", table_connection_string(free_port()))
     monkeypatch.setenv("DependencyRetries", "0")
-    await reset_runtime()
+    await reset_services()
     response = await app.event(load("connected").for_connection(connection()))
     assert response.status_code == 503
 
@@ -200,14 +200,14 @@ async def test_failed_presence_broadcast_does_not_fail_the_event(app: FunctionAp
 
 async def test_presence_can_go_to_one_group(app: FunctionApp, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PresenceBroadcast", "group:lobby")
-    await reset_runtime()
+    await reset_services()
     await app.event(load("connected").for_connection(connection()))
     assert [call.path for call in app.recorder.calls] == ["/api/hubs/chat/groups/lobby/:send"]
 
 
 async def test_presence_broadcast_can_be_off(app: FunctionApp, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PresenceBroadcast", "off")
-    await reset_runtime()
+    await reset_services()
     response = await app.event(load("connected").for_connection(connection()))
     assert response.status_code == 200
     assert app.recorder.calls == []
@@ -245,7 +245,7 @@ async def test_missing_setting_fails_the_request_naming_it(
     app: FunctionApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("WebPubSubConnectionString")
-    await reset_runtime()
+    await reset_services()
     response = await app.event(load("preflight"))
     assert response.status_code == 500
     assert b"WebPubSubConnectionString" in response.get_body()

@@ -8,9 +8,10 @@ import uuid
 import jwt
 import pytest
 
-from tests.events.vectors import DEFAULT_KEY, load
+from tests.constants import ACCESS_KEY
+from tests.events.vectors import load
 from tests.integration.conftest import FunctionApp
-from wps_upstream.runtime import reset_runtime
+from wps_upstream.services import reset_services
 
 
 async def test_negotiate_returns_a_client_url_for_the_query_user(app: FunctionApp) -> None:
@@ -22,7 +23,7 @@ async def test_negotiate_returns_a_client_url_for_the_query_user(app: FunctionAp
     assert body["url"] == f"{base}?access_token={body['token']}"
     assert (body["baseUrl"], body["userId"], body["hub"]) == (base, "ann", "chat")
     claims = jwt.decode(
-        body["token"], DEFAULT_KEY, algorithms=["HS256"], audience=base.replace("ws://", "http://")
+        body["token"], ACCESS_KEY, algorithms=["HS256"], audience=base.replace("ws://", "http://")
     )
     assert claims["sub"] == "ann"
     assert claims["exp"] - claims["iat"] == 60 * 60
@@ -33,7 +34,7 @@ async def test_negotiate_token_lifetime_is_configurable(
     app: FunctionApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WebPubSubTokenLifetimeMinutes", "5")
-    await reset_runtime()
+    await reset_services()
     body = json.loads((await app.negotiate({"userId": "ann"})).get_body())
     claims = jwt.decode(body["token"], options={"verify_signature": False})
     assert claims["exp"] - claims["iat"] == 5 * 60
@@ -49,7 +50,7 @@ async def test_negotiate_lets_clients_join_the_presence_group(
     app: FunctionApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PresenceBroadcast", "group:lobby")
-    await reset_runtime()
+    await reset_services()
     body = json.loads((await app.negotiate({"userId": "ann"})).get_body())
     claims = jwt.decode(body["token"], options={"verify_signature": False})
     assert claims["role"] == ["webpubsub.joinLeaveGroup.lobby"]
@@ -71,7 +72,7 @@ async def test_negotiate_query_user_is_refused_when_not_allowed(
     app: FunctionApp, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NegotiateAllowQueryUserId", "false")
-    await reset_runtime()
+    await reset_services()
     assert (await app.negotiate({"userId": "ann"})).status_code == 401
 
 
@@ -80,7 +81,7 @@ async def test_negotiate_uses_app_service_authentication(
 ) -> None:
     monkeypatch.setenv("NegotiateAllowQueryUserId", "false")
     monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
-    await reset_runtime()
+    await reset_services()
     response = await app.negotiate(headers={"X-MS-CLIENT-PRINCIPAL-NAME": "ann@example.com"})
     assert json.loads(response.get_body())["userId"] == "ann@example.com"
 
@@ -97,7 +98,7 @@ async def test_history_pages_newest_first_with_a_cursor(
     app: FunctionApp, monkeypatch: pytest.MonkeyPatch, partitions: str
 ) -> None:
     monkeypatch.setenv("MessagesPartitions", partitions)
-    await reset_runtime()
+    await reset_services()
     ids = [await send(app, f"m{n}") for n in range(5)]
     first = json.loads((await app.messages(limit="2")).get_body())
     assert [m["data"] for m in first["messages"]] == ["m4", "m3"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wps_upstream.errors import BadRequest, Unauthorized
-from wps_upstream.history import DEFAULT_LIMIT, MAX_LIMIT, page_limit
+from wps_upstream.functions.history import DEFAULT_LIMIT, MAX_LIMIT, page_limit
 from wps_upstream.identity import identify_user, validate_user_id
 from wps_upstream.settings import Settings
 

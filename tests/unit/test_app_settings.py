@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.constants import ACCESS_KEY, web_pubsub_connection_string
 from wps_upstream.errors import ConfigurationError
 from wps_upstream.settings import PresenceBroadcast, Settings, parse_web_pubsub_connection_string
 
-KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"
-LOCAL = f"Endpoint=http://localhost:8080;AccessKey={KEY};Version=1.0;"
+KEY = ACCESS_KEY
+LOCAL = web_pubsub_connection_string("http://localhost:8080")
 REQUIRED = {"WebPubSubConnectionString": LOCAL, "AzureWebJobsStorage": "UseDevelopmentStorage=true"}
 
 
@@ -126,7 +127,15 @@ def test_malformed_presence_broadcast_is_refused(raw: str) -> None:
     assert "PresenceBroadcast" in error_for(**REQUIRED, PresenceBroadcast=raw)
 
 
-@pytest.mark.parametrize(("name", "raw"), [("WebPubSubHub", "1chat"), ("MessagesTableName", "my-table")])
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("WebPubSubHub", "1chat"),
+        ("MessagesTableName", "my-table"),
+        ("MessagesTableName", "tables"),
+        ("PresenceTableName", "Tables"),
+    ],
+)
 def test_malformed_names_are_refused(name: str, raw: str) -> None:
     assert name in error_for(**REQUIRED, **{name: raw})
 

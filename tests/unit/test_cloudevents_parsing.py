@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.events.vectors import DEFAULT_KEY, HUB, ORIGIN, load
+from tests.events.vectors import AUTH, HUB, load
 from wps_upstream.cloudevents import (
     ConnectedEvent,
     ConnectEvent,
@@ -20,7 +20,7 @@ from wps_upstream.errors import AppError, BadRequest, Forbidden, Unauthorized, U
 
 def parse(name: str) -> Event:
     vector = load(name)
-    return parse_event(vector.headers, vector.body, hub=HUB, access_key=DEFAULT_KEY, allowed_origins={ORIGIN})
+    return parse_event(vector.headers, vector.body, hub=HUB, auth=AUTH)
 
 
 def refusal(name: str) -> AppError:
@@ -60,32 +60,36 @@ def test_disconnected_without_body_has_no_reason() -> None:
 def test_text_message_is_text_data() -> None:
     event = parse("message-text")
     assert isinstance(event, UserEvent)
-    assert (event.data_type, event.data, event.text) == ("text", b"hi", "hi")
+    assert (event.payload.data_type, event.payload.data, event.payload.value) == ("text", b"hi", "hi")
     assert event.context.event_name == "message"
 
 
 def test_json_message_keeps_the_json_text_as_sent() -> None:
     event = parse("message-json")
     assert isinstance(event, UserEvent)
-    assert (event.data_type, event.data, event.json()) == ("json", b'{"a":1}', {"a": 1})
+    assert (event.payload.data_type, event.payload.data, event.payload.value) == (
+        "json",
+        b'{"a":1}',
+        {"a": 1},
+    )
 
 
 def test_json_message_may_be_a_scalar() -> None:
     event = parse("message-json-true")
     assert isinstance(event, UserEvent)
-    assert event.json() is True
+    assert event.payload.value is True
 
 
 def test_binary_message_is_the_raw_bytes() -> None:
     event = parse("message-binary")
     assert isinstance(event, UserEvent)
-    assert (event.data_type, event.data) == ("binary", b"\x00\xff")
+    assert (event.payload.data_type, event.payload.data) == ("binary", b"\x00\xff")
 
 
 def test_message_without_content_type_is_binary() -> None:
     event = parse("message-without-content-type")
     assert isinstance(event, UserEvent)
-    assert (event.data_type, event.data) == ("binary", b"\x01\x02")
+    assert (event.payload.data_type, event.payload.data) == ("binary", b"\x01\x02")
 
 
 def test_custom_event_is_a_user_event_with_its_name() -> None:
@@ -167,13 +171,13 @@ def test_unknown_event_type_is_refused(name: str) -> None:
 def test_checks_run_in_order_signature_before_hub() -> None:
     vector = load("wrong-hub").with_headers(ce_signature=None)
     with pytest.raises(Unauthorized):
-        parse_event(vector.headers, vector.body, hub=HUB, access_key=DEFAULT_KEY, allowed_origins={ORIGIN})
+        parse_event(vector.headers, vector.body, hub=HUB, auth=AUTH)
 
 
 def test_checks_run_in_order_origin_before_signature() -> None:
     vector = load("signature-forged").with_headers(WebHook_Request_Origin="evil.example.com")
     with pytest.raises(Forbidden):
-        parse_event(vector.headers, vector.body, hub=HUB, access_key=DEFAULT_KEY, allowed_origins={ORIGIN})
+        parse_event(vector.headers, vector.body, hub=HUB, auth=AUTH)
 
 
 def test_connect_with_invalid_json_is_a_bad_request() -> None:
@@ -205,7 +209,7 @@ def test_json_message_that_is_not_json_is_a_bad_request() -> None:
 def test_json_message_with_nan_is_not_json() -> None:
     vector = load("message-json").with_body(b"NaN")
     with pytest.raises(BadRequest):
-        parse_event(vector.headers, vector.body, hub=HUB, access_key=DEFAULT_KEY, allowed_origins={ORIGIN})
+        parse_event(vector.headers, vector.body, hub=HUB, auth=AUTH)
 
 
 def test_user_event_without_event_id_is_a_bad_request() -> None:
@@ -217,7 +221,7 @@ def test_user_event_without_event_id_is_a_bad_request() -> None:
 def test_header_names_are_case_insensitive() -> None:
     vector = load("message-text")
     upper = {name.upper(): value for name, value in vector.headers.items()}
-    event = parse_event(upper, vector.body, hub=HUB, access_key=DEFAULT_KEY, allowed_origins={ORIGIN})
+    event = parse_event(upper, vector.body, hub=HUB, auth=AUTH)
     assert isinstance(event, UserEvent)
 
 

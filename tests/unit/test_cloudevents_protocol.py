@@ -7,21 +7,20 @@ import json
 
 import pytest
 
-from tests.events.vectors import DEFAULT_KEY, ORIGIN, load
+from tests.events.vectors import AUTH, DEFAULT_KEY, ORIGIN, load
 from wps_upstream.cloudevents import (
     acknowledged,
     choose_subprotocol,
     connect_accepted,
     decode_state,
     encode_state,
-    expected_signature,
     no_content,
     preflight,
     refused,
     user_event_reply,
-    verify_signature,
 )
 from wps_upstream.errors import BadRequest, Forbidden
+from wps_upstream.webhook_auth import WebhookAuth, expected_signature, verify_signature
 
 CONN1_SIGNATURE = "8de7281e588e23b0a30a7180ffa240257b8176e983004c240c9f3f7a7233c993"
 
@@ -29,35 +28,41 @@ CONN1_SIGNATURE = "8de7281e588e23b0a30a7180ffa240257b8176e983004c240c9f3f7a7233c
 
 
 def test_preflight_from_the_service_echoes_its_origin() -> None:
-    response = preflight(load("preflight").headers, {ORIGIN, "localhost:8080"})
+    response = preflight(load("preflight").headers, WebhookAuth.of({ORIGIN, "localhost:8080"}, DEFAULT_KEY))
     assert response.status == 200
     assert response.headers == (("WebHook-Allowed-Origin", ORIGIN),)
     assert response.body == b""
 
 
 def test_preflight_without_awpsversion_is_answered_too() -> None:
-    response = preflight(load("preflight-without-awpsversion").headers, {ORIGIN})
+    response = preflight(load("preflight-without-awpsversion").headers, AUTH)
     assert response.status == 200
 
 
 def test_preflight_without_origin_is_a_bad_request_naming_the_header() -> None:
     with pytest.raises(BadRequest, match="WebHook-Request-Origin"):
-        preflight(load("preflight-without-origin").headers, {ORIGIN})
+        preflight(load("preflight-without-origin").headers, AUTH)
 
 
 def test_preflight_from_another_origin_is_forbidden_with_a_clear_message() -> None:
     with pytest.raises(Forbidden, match=r"evil\.example\.com"):
-        preflight(load("preflight-other-origin").headers, {ORIGIN})
+        preflight(load("preflight-other-origin").headers, AUTH)
+
+
+def test_origin_refusal_names_the_origins_this_app_accepts() -> None:
+    auth = WebhookAuth.of({"localhost:8080", "localhost"}, DEFAULT_KEY)
+    with pytest.raises(Forbidden, match="accepts localhost, localhost:8080"):
+        preflight({"WebHook-Request-Origin": "127.0.0.1:8080"}, auth)
 
 
 def test_preflight_origin_is_matched_case_insensitively_and_keeps_the_port() -> None:
     headers = {"WebHook-Request-Origin": "X.WebPubSub.Azure.com:8443"}
-    response = preflight(headers, {"x.webpubsub.azure.com:8443"})
+    response = preflight(headers, WebhookAuth.of({"x.webpubsub.azure.com:8443"}, DEFAULT_KEY))
     assert response.headers == (("WebHook-Allowed-Origin", "x.webpubsub.azure.com:8443"),)
 
 
 def test_preflight_accepts_an_allowed_entry_among_several_origins() -> None:
-    response = preflight({"WebHook-Request-Origin": "a.com, xxx.webpubsub.azure.com"}, {ORIGIN})
+    response = preflight({"WebHook-Request-Origin": "a.com, xxx.webpubsub.azure.com"}, AUTH)
     assert response.headers == (("WebHook-Allowed-Origin", ORIGIN),)
 
 

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 import function_app
+
+PROJECT = Path(function_app.__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
@@ -37,3 +44,17 @@ def test_user_facing_routes_are_anonymous_get(
 
 def test_function_names_match_routes(routes: dict[str, tuple[str, set[str], str]]) -> None:
     assert {name for name, _, _ in routes.values()} == {"eventhandler", "negotiate", "messages", "index"}
+
+
+def test_a_missing_chat_page_asset_does_not_stop_the_other_functions_from_indexing(tmp_path: Path) -> None:
+    shutil.copy(PROJECT / "function_app.py", tmp_path)
+    shutil.copytree(
+        PROJECT / "wps_upstream", tmp_path / "wps_upstream", ignore=shutil.ignore_patterns("chat.js")
+    )
+    script = (
+        "import function_app; print(sorted(f.get_function_name() for f in function_app.app.get_functions()))"
+    )
+    listed = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert listed.stdout.strip() == "['eventhandler', 'index', 'messages', 'negotiate']"

@@ -8,16 +8,17 @@ from typing import Any, NoReturn
 
 import pytest
 
-from tests.events.vectors import DEFAULT_KEY, HUB, ORIGIN, load
+from tests.events.vectors import AUTH, CONNECTION_STRING, HUB, load
 from wps_upstream.cloudevents import Event, parse_event
 from wps_upstream.errors import DependencyFailed, PayloadTooLarge, Unauthorized
-from wps_upstream.handlers import USER_EVENTS, Services, dispatch
+from wps_upstream.handlers import USER_EVENTS, dispatch
+from wps_upstream.services import Services
 from wps_upstream.settings import Settings
 from wps_upstream.store import MessageTooLarge, StoreUnavailable
 
 SETTINGS = Settings.from_environ(
     {
-        "WebPubSubConnectionString": f"Endpoint=https://xxx.webpubsub.azure.com;AccessKey={DEFAULT_KEY};",
+        "WebPubSubConnectionString": CONNECTION_STRING,
         "AzureWebJobsStorage": "UseDevelopmentStorage=true",
     }
 )
@@ -71,18 +72,20 @@ class FailingNotifier:
 
 
 def services(error: Exception | None = None) -> Services:
-    error = error or StoreUnavailable("storage is down (injected)")
+    error = error or StoreUnavailable("storing a message (injected failure)")
     return Services(
         settings=SETTINGS,
-        messages=FailingMessageStore(error),
-        presence=FailingPresenceStore(error),
-        notifier=FailingNotifier(),
+        webhook_auth=AUTH,
+        messages=FailingMessageStore(error),  # type: ignore[arg-type]
+        presence=FailingPresenceStore(error),  # type: ignore[arg-type]
+        notifier=FailingNotifier(),  # type: ignore[arg-type]
+        service=None,  # type: ignore[arg-type]
     )
 
 
 def event(name: str) -> Event:
     vector = load(name)
-    return parse_event(vector.headers, vector.body, hub=HUB, access_key=DEFAULT_KEY, allowed_origins={ORIGIN})
+    return parse_event(vector.headers, vector.body, hub=HUB, auth=AUTH)
 
 
 def calls(deps: Services) -> int:
@@ -114,7 +117,7 @@ async def test_connect_without_user_is_rejected() -> None:
 
 async def test_message_not_stored_is_a_5xx_and_not_broadcast() -> None:
     deps = services()
-    with pytest.raises(DependencyFailed, match="not stored") as caught:
+    with pytest.raises(DependencyFailed, match="storing a message") as caught:
         await dispatch(event("message-text"), deps)
     assert caught.value.status == 503
     assert deps.notifier.calls == 0  # type: ignore[attr-defined]
@@ -130,9 +133,7 @@ async def test_message_too_large_is_413_naming_sizes() -> None:
 async def test_message_without_user_is_rejected_before_storage() -> None:
     deps = services()
     no_user = load("message-text").with_headers(ce_userId=None)
-    parsed = parse_event(
-        no_user.headers, no_user.body, hub=HUB, access_key=DEFAULT_KEY, allowed_origins={ORIGIN}
-    )
+    parsed = parse_event(no_user.headers, no_user.body, hub=HUB, auth=AUTH)
     with pytest.raises(Unauthorized):
         await dispatch(parsed, deps)
     assert calls(deps) == 0

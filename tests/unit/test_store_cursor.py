@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from wps_upstream.store import InvalidCursor, claim_row_key, decode_cursor, encode_cursor, message_row_key
+from wps_upstream.store.cursors import decode_cursor, encode_cursor
+from wps_upstream.store.errors import InvalidCursor
+from wps_upstream.store.keys import claim_row_key, message_row_key
 
 ROW_KEY = message_row_key(datetime(2026, 11, 29, 6, 7, 8, tzinfo=UTC))
 

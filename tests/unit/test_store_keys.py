@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from wps_upstream.store import (
+from wps_upstream.store.keys import (
     claim_row_key,
     escape_key,
     message_partition,

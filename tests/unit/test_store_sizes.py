@@ -6,11 +6,11 @@ import os
 
 import pytest
 
-from wps_upstream.store import (
+from wps_upstream.store.errors import MessageTooLarge
+from wps_upstream.store.sizes import (
     BINARY_PROPERTY_LIMIT,
     ENTITY_SIZE_LIMIT,
     MAX_MESSAGE_BYTES,
-    MessageTooLarge,
     chunks_size,
     entity_problem,
     entity_size,

@@ -1,0 +1,37 @@
+"""POST /api/eventhandler (every Web PubSub event) and OPTIONS (abuse protection).
+
+Auth level FUNCTION: in Azure the hub's event handler URL carries ?code=<function key>; the
+ce-signature check is the real guard and runs on every event.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from wps_upstream.cloudevents import parse_event, preflight
+from wps_upstream.handlers import dispatch
+from wps_upstream.http import handled, http_response
+from wps_upstream.services import Services
+
+blueprint = func.Blueprint()
+
+
+def describe(req: func.HttpRequest) -> str:
+    """The request as log lines name it: method, event type, event id and connection."""
+    headers = req.headers
+    return (
+        f"{req.method} eventhandler {headers.get('ce-type') or '-'} event {headers.get('ce-id') or '-'} "
+        f"of connection {headers.get('ce-connectionid') or '-'}"
+    )
+
+
+@blueprint.function_name("eventhandler")
+@blueprint.route(route="eventhandler", methods=["OPTIONS", "POST"], auth_level=func.AuthLevel.FUNCTION)
+@handled(describe)
+async def eventhandler(req: func.HttpRequest, services: Services) -> func.HttpResponse:
+    """Validate and dispatch one CloudEvents request from the service."""
+    headers = dict(req.headers)
+    if req.method == "OPTIONS":
+        return http_response(preflight(headers, services.webhook_auth))
+    event = parse_event(headers, req.get_body() or b"", hub=services.settings.hub, auth=services.webhook_auth)
+    return http_response(await dispatch(event, services))

@@ -1,0 +1,43 @@
+"""GET /api/messages: chat history, newest first, paged with ?limit= and an opaque ?before= cursor."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import azure.functions as func
+
+from wps_upstream.errors import BadRequest
+from wps_upstream.http import handled, json_response
+from wps_upstream.identity import identify_user
+from wps_upstream.payload import json_dumps
+from wps_upstream.services import Services
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+blueprint = func.Blueprint()
+
+
+def page_limit(query: Mapping[str, str]) -> int:
+    """?limit= as a number from 1 to MAX_LIMIT (DEFAULT_LIMIT when absent)."""
+    raw = query.get("limit")
+    if raw is None or raw == "":
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}.")
+    return int(raw)
+
+
+@blueprint.function_name("messages")
+@blueprint.route(route="messages", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@handled(lambda req: "GET messages")
+async def list_messages(req: func.HttpRequest, services: Services) -> func.HttpResponse:
+    """{"messages": [...newest first...], "next": cursor or null}."""
+    query = dict(req.params)
+    identify_user(dict(req.headers), query, services.settings)
+    limit = page_limit(query)
+    messages, cursor = await services.messages.page(
+        hub=services.settings.hub, limit=limit, before=query.get("before") or None
+    )
+    body = {"messages": [message.to_json() for message in messages], "next": cursor}
+    return json_response(json_dumps(body), headers={"Cache-Control": "no-store"})

@@ -1,0 +1,85 @@
+"""The one composition root: settings and every client, built on the first request and reused.
+
+This is the only module state in the app. It is correct when Functions runs many instances: every
+instance builds its own clients; nothing here is a cache of data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+
+from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient
+
+from wps_upstream.notify import Notifier, create_service_client
+from wps_upstream.settings import Settings
+from wps_upstream.store import MessageStore, PresenceStore
+from wps_upstream.webhook_auth import WebhookAuth
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the handlers and routes use: settings, webhook auth, the stores, broadcasts, the service."""
+
+    settings: Settings
+    webhook_auth: WebhookAuth
+    messages: MessageStore
+    presence: PresenceStore
+    notifier: Notifier
+    service: WebPubSubServiceClient  # the REST API: broadcasts go through `notifier`, tokens from here
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        """Create the clients (no network I/O happens here)."""
+        timeout, retries = settings.dependency_timeout_s, settings.dependency_retries
+        service = create_service_client(settings)
+        return cls(
+            settings=settings,
+            webhook_auth=WebhookAuth.of(settings.allowed_origins, settings.web_pubsub.access_key),
+            messages=MessageStore.from_connection_string(
+                settings.storage_connection_string,
+                table_name=settings.messages_table,
+                timeout_s=timeout,
+                retries=retries,
+                partitions=settings.messages_partitions,
+            ),
+            presence=PresenceStore.from_connection_string(
+                settings.storage_connection_string,
+                table_name=settings.presence_table,
+                timeout_s=timeout,
+                retries=retries,
+            ),
+            notifier=Notifier(service, settings.presence_broadcast),
+            service=service,
+        )
+
+    async def close(self) -> None:
+        await self.messages.close()
+        await self.presence.close()
+        await self.service.close()
+
+
+_current: tuple[asyncio.AbstractEventLoop, Services] | None = None
+
+
+async def get_services() -> Services:
+    """The services of this process, built on first use from os.environ.
+
+    A settings problem raises ConfigurationError (naming the setting) on every request until fixed.
+    Async clients belong to an event loop: the Functions worker has one, test runs may start several,
+    so a new loop gets new clients.
+    """
+    global _current
+    loop = asyncio.get_running_loop()
+    if _current is None or _current[0] is not loop:
+        _current = (loop, Services.build(Settings.from_environ(os.environ)))
+    return _current[1]
+
+
+async def reset_services() -> None:
+    """Close and forget the services, so the next request reads the settings again (used by tests)."""
+    global _current
+    current, _current = _current, None
+    if current is not None and current[0] is asyncio.get_running_loop():
+        await current[1].close()

@@ -1,0 +1,47 @@
+"""What the stores raise on purpose. Each is an app error, so its HTTP status is decided in one place."""
+
+from __future__ import annotations
+
+from wps_upstream.errors import AppError, BadRequest, DependencyFailed, PayloadTooLarge
+
+
+class StoreUnavailable(DependencyFailed):
+    """Table storage failed or timed out (503: the caller may retry); the cause is chained and logged."""
+
+    def __init__(self, action: str) -> None:
+        super().__init__(f"Table storage is unavailable ({action}); nothing was changed, try again.")
+        self.action = action
+
+
+def unavailable(action: str, error: BaseException) -> StoreUnavailable:
+    """StoreUnavailable for `action`, caused by `error` (chain it with `raise ... from error`)."""
+    failure = StoreUnavailable(action)
+    failure.__cause__ = error
+    return failure
+
+
+class MessageTooLarge(PayloadTooLarge):
+    """The payload cannot be stored intact in one entity (413; nothing is truncated)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"The message is {size} bytes; the largest message this chat stores is {limit} bytes."
+        )
+        self.size = size
+        self.limit = limit
+
+
+class InvalidCursor(BadRequest):
+    """A paging cursor that this store did not issue (400)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"The cursor {problem}; use the `next` value of a page, or start without it.")
+
+
+class CorruptRow(AppError):
+    """A stored row cannot be read back (500: our data, not the caller's mistake); logged with its key."""
+
+    def __init__(self, row_key: str, problem: str) -> None:
+        super().__init__("A stored message could not be read; the details are in the function log.")
+        self.row_key = row_key
+        self.problem = problem
