@@ -17,13 +17,14 @@ class ChatMessage:
     connection_id: str
     time: str  # ISO-8601 UTC with milliseconds and Z
     payload: Payload
+    user_name: str | None = None  # the display name, when App Service Authentication gave one
 
     def to_json(self) -> dict[str, Any]:
         """The message shape used for broadcasts and /api/messages; `data` is the payload's value."""
-        return {
-            "type": "message",
-            "id": self.id,
-            "userId": self.user_id,
+        message: dict[str, Any] = {"type": "message", "id": self.id, "userId": self.user_id}
+        if self.user_name is not None:
+            message["userName"] = self.user_name
+        return message | {
             "connectionId": self.connection_id,
             "time": self.time,
             "dataType": self.payload.data_type,
@@ -40,16 +41,14 @@ class PresenceNotice:
     connection_id: str
     time: str
     reason: str | None = None
+    user_name: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """The notice shape; `reason` only on disconnects that have one."""
-        notice: dict[str, Any] = {
-            "type": "presence",
-            "event": self.event,
-            "userId": self.user_id,
-            "connectionId": self.connection_id,
-            "time": self.time,
-        }
+        """The notice shape; `userName` when known, `reason` only on disconnects that have one."""
+        notice: dict[str, Any] = {"type": "presence", "event": self.event, "userId": self.user_id}
+        if self.user_name is not None:
+            notice["userName"] = self.user_name
+        notice |= {"connectionId": self.connection_id, "time": self.time}
         if self.reason is not None:
             notice["reason"] = self.reason
         return notice

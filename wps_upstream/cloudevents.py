@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from wps_upstream import ids
 from wps_upstream.errors import BadRequest, UnsupportedMediaType
 from wps_upstream.payload import (
     CONTENT_TYPES,
@@ -23,6 +23,7 @@ from wps_upstream.payload import (
     InvalidPayload,
     Payload,
     json_dumps,
+    parse_json,
 )
 from wps_upstream.webhook_auth import ALLOWED_ORIGIN_HEADER, ORIGIN_HEADER, SIGNATURE_HEADER, WebhookAuth
 
@@ -37,6 +38,7 @@ SYSTEM_TYPES = {
 # The headers that make a request a Web PubSub event (ce-awpsversion and ce-specversion are optional).
 EVENT_HEADERS = ("ce-type", "ce-hub", "ce-connectionId")
 STATE_HEADER = "ce-connectionState"
+USER_NAME_STATE = "userName"  # the connection state entry that holds the user's display name
 JSON_SUBPROTOCOLS = ("json.webpubsub.azure.v1", "json.reliable.webpubsub.azure.v1")
 
 
@@ -75,6 +77,12 @@ class EventContext:
     origin: str
     subprotocol: str | None
     states: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def user_name(self) -> str | None:
+        """The display name the connect handler kept in the connection state, if any."""
+        name = self.states.get(USER_NAME_STATE)
+        return ids.display_name(name) if isinstance(name, str) else None
 
 
 @dataclass(frozen=True)
@@ -148,7 +156,7 @@ def decode_state(value: str | None) -> dict[str, Any]:
     if not value:
         return {}
     try:
-        state = json.loads(base64.b64decode(value, validate=True).decode("utf-8"))
+        state = parse_json(base64.b64decode(value, validate=True).decode("utf-8"))
     except (binascii.Error, UnicodeDecodeError, ValueError):
         logger.warning("Ignoring a ce-connectionState that is not base64 JSON")
         return {}
@@ -207,14 +215,15 @@ def _context(view: Headers, origin: str) -> EventContext:
     kind = classify(ce_type)
     if kind is EventKind.UNKNOWN:
         raise BadRequest(f"Unsupported event type {ce_type!r}.")
+    user_id = view.get("ce-userId")
     return EventContext(
         kind=kind,
         hub=view.get("ce-hub") or "",
-        connection_id=view.get("ce-connectionId") or "",
+        connection_id=ids.connection_id(view.get("ce-connectionId") or ""),
         event_id=view.get("ce-id") or "",
         event_name=view.get("ce-eventName")
         or (ce_type[len(USER_PREFIX) :] if kind is EventKind.USER else kind.value),
-        user_id=view.get("ce-userId") or None,
+        user_id=ids.event_user_id(user_id) if user_id else None,
         time=view.get("ce-time"),
         origin=origin,
         subprotocol=view.get("ce-subprotocol") or None,
@@ -237,9 +246,11 @@ def _json_object(body: bytes, what: str, *, allow_empty: bool = False) -> dict[s
     if allow_empty and not body.strip():
         return {}
     try:
-        value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        value = parse_json(body.decode("utf-8"))
+    except UnicodeDecodeError:
         raise BadRequest(f"The {what} event body is not valid UTF-8 JSON.") from None
+    except InvalidPayload as error:
+        raise BadRequest(f"The {what} event body is refused: {error}.") from None
     if not isinstance(value, dict):
         raise BadRequest(f"The {what} event body must be a JSON object.")
     return value

@@ -36,16 +36,39 @@ class Forbidden(AppError):
     status = 403
 
 
+class Conflict(AppError):
+    """The request contradicts what is stored, e.g. an event id already used for other content."""
+
+    status = 409
+
+
 class PayloadTooLarge(AppError):
     """The message is larger than this app stores intact (nothing is truncated)."""
 
     status = 413
 
 
+class MessageTooLarge(PayloadTooLarge):
+    """A message larger than the app stores intact; `size` and `limit` in bytes."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"The message is {size} bytes; the largest message this chat stores is {limit} bytes."
+        )
+        self.size = size
+        self.limit = limit
+
+
 class UnsupportedMediaType(AppError):
     """A content type or charset this app does not accept."""
 
     status = 415
+
+
+class TooManyRequests(AppError):
+    """The caller is over a rate limit; it may try again later."""
+
+    status = 429
 
 
 class ConfigurationError(AppError):

@@ -13,8 +13,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 
+from wps_upstream import ids
 from wps_upstream.chat import PresenceNotice
 from wps_upstream.cloudevents import (
+    USER_NAME_STATE,
     ConnectedEvent,
     ConnectEvent,
     DisconnectedEvent,
@@ -27,12 +29,14 @@ from wps_upstream.cloudevents import (
     no_content,
     user_event_reply,
 )
-from wps_upstream.errors import Unauthorized
+from wps_upstream.errors import TooManyRequests, Unauthorized
 from wps_upstream.payload import json_dumps
 from wps_upstream.services import Services
 from wps_upstream.times import event_time
 
 logger = logging.getLogger(__name__)
+
+USER_NAME_QUERY = "userName"  # negotiate puts the display name in the client URL's query under this name
 
 
 async def dispatch(event: Event, services: Services) -> EventResponse:
@@ -55,7 +59,13 @@ async def on_connect(event: ConnectEvent, services: Services) -> EventResponse:
     user_id = event.context.user_id
     if not user_id:
         raise Unauthorized("Connections need a user id: get the client URL from /api/negotiate.")
-    return connect_accepted(user_id=user_id, subprotocol=choose_subprotocol(event.subprotocols))
+    subprotocol = choose_subprotocol(event.subprotocols)
+    names = [name for raw in event.query.get(USER_NAME_QUERY, [])[:1] if (name := ids.display_name(raw))]
+    if not names:
+        return connect_accepted(user_id=user_id, subprotocol=subprotocol)
+    # Kept in the connection state, the name comes back with every later event of the connection.
+    states = event.context.states | {USER_NAME_STATE: names[0]}
+    return connect_accepted(user_id=user_id, subprotocol=subprotocol, states=states)
 
 
 async def on_connected(event: ConnectedEvent, services: Services) -> EventResponse:
@@ -79,7 +89,12 @@ async def on_disconnected(event: DisconnectedEvent, services: Services) -> Event
     context = event.context
     await services.presence.disconnected(hub=services.settings.hub, connection_id=context.connection_id)
     notice = PresenceNotice(
-        "disconnected", context.user_id or "", context.connection_id, event_time(context.time), event.reason
+        "disconnected",
+        context.user_id or "",
+        context.connection_id,
+        event_time(context.time),
+        event.reason,
+        user_name=context.user_name,
     )
     await services.notifier.broadcast_presence(notice, event_id=context.event_id)
     return acknowledged()
@@ -94,11 +109,18 @@ async def on_message(event: UserEvent, services: Services) -> EventResponse:
     context = event.context
     if not context.user_id:
         raise Unauthorized("Messages need a user id: get the client URL from /api/negotiate.")
+    if not services.message_rate.allow(context.connection_id):
+        rate = services.message_rate
+        raise TooManyRequests(
+            f"Too many messages from this connection: at most {rate.rate:g} per second "
+            f"(bursts of {rate.burst:g}); wait a moment and send again. Nothing was stored."
+        )
     message, created = await services.messages.append(
         hub=services.settings.hub,
         connection_id=context.connection_id,
         event_id=context.event_id,
         user_id=context.user_id,
+        user_name=context.user_name,
         payload=event.payload,
         received_at=datetime.now(UTC),
     )

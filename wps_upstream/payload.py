@@ -8,8 +8,18 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
+
+from wps_upstream.errors import MessageTooLarge
+
+MAX_MESSAGE_BYTES = 1_000_000
+"""The largest payload the app accepts, checked on the raw bytes before anything decodes them. The store
+holds every payload up to this size intact (docs/store.md); nothing is truncated."""
+
+MAX_JSON_DEPTH = 64
+"""The deepest nesting of arrays and objects a JSON message may have (docs/app.md)."""
 
 DataType = Literal["text", "json", "binary"]
 DATA_TYPES: tuple[DataType, ...] = get_args(DataType)
@@ -44,7 +54,10 @@ class Payload:
 
     @classmethod
     def decode(cls, data_type: str, data: bytes) -> Payload:
-        """Check `data` against `data_type` and build its JSON form; InvalidPayload says what is wrong."""
+        """Check `data` against `data_type` and decode it: MessageTooLarge over MAX_MESSAGE_BYTES (checked
+        first, on the raw bytes), InvalidPayload saying what is wrong otherwise."""
+        if len(data) > MAX_MESSAGE_BYTES:
+            raise MessageTooLarge(len(data), MAX_MESSAGE_BYTES)
         if data_type == "binary":
             return cls("binary", data, base64.b64encode(data).decode("ascii"))
         if data_type not in DATA_TYPES:
@@ -59,17 +72,86 @@ class Payload:
 
 
 def parse_json(text: str) -> Any:
-    """The one JSON value in `text`; InvalidPayload unless it is valid JSON (NaN and Infinity are not)."""
+    """The one JSON value in `text`, held to what every JSON parser reads back the same way.
+
+    InvalidPayload for anything else: not JSON (NaN and Infinity are not JSON), a number a double cannot
+    hold (1e400 overflows, 1e-400 underflows to 0), a lone surrogate escape (\\ud800), or arrays and
+    objects nested deeper than MAX_JSON_DEPTH.
+    """
     try:
-        return json.loads(text, parse_constant=_not_json)
+        value = json.loads(text, parse_constant=_not_json, parse_float=_double)
+    except InvalidPayload:
+        raise
+    except RecursionError:  # the decoder recurses per level: far deeper than the limit, refuse the same way
+        raise InvalidPayload(_TOO_DEEP) from None
     except ValueError as error:
         raise InvalidPayload(f"the JSON message is not valid JSON: {error}") from None
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _nested_deeper_than(value, MAX_JSON_DEPTH):
+        raise InvalidPayload(_TOO_DEEP)
+    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+        raise InvalidPayload("the JSON message holds a lone surrogate (\\uD800-\\uDFFF without its pair)")
+    return value
+
+
+_TOO_DEEP = f"the JSON message nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_NONZERO_DIGIT = re.compile(r"[1-9]")
 
 
 def _not_json(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")  # Python accepts NaN/Infinity; JSON does not
 
 
+def _double(literal: str) -> float:
+    """A JSON number with a fraction or exponent as a double; InvalidPayload when it does not fit one."""
+    number = float(literal)
+    mantissa = literal.lower().partition("e")[0]
+    if number in (float("inf"), float("-inf")) or (number == 0 and _NONZERO_DIGIT.search(mantissa)):
+        raise InvalidPayload(f"the JSON message holds the number {literal[:40]}, which a double cannot hold")
+    return number
+
+
+def _containers(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [item for item in value.values() if isinstance(item, dict | list)]
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, dict | list)]
+    return []
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than `limit` levels (walked without recursion)."""
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(limit):
+        level = [child for item in level for child in _containers(item)]
+        if not level:
+            return False
+    return True
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether any string (key or value) holds a surrogate code point, which UTF-8 cannot encode."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            strings = [item]
+        elif isinstance(item, dict):
+            strings = list(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            strings = []
+            pending.extend(item)
+        else:
+            continue
+        for text in strings:
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+    return False
+
+
 def json_dumps(value: Any) -> str:
-    """Compact JSON, non-ASCII kept as is."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact, strict JSON (NaN and Infinity refused), non-ASCII kept as is."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient
 
 from wps_upstream.notify import Notifier, create_service_client
+from wps_upstream.ratelimit import RateLimiter
 from wps_upstream.settings import Settings
 from wps_upstream.store import MessageStore, PresenceStore
 from wps_upstream.webhook_auth import WebhookAuth
@@ -28,6 +29,7 @@ class Services:
     presence: PresenceStore
     notifier: Notifier
     service: WebPubSubServiceClient  # the REST API: broadcasts go through `notifier`, tokens from here
+    message_rate: RateLimiter  # per connection, in this instance
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -52,6 +54,7 @@ class Services:
             ),
             notifier=Notifier(service, settings.presence_broadcast),
             service=service,
+            message_rate=RateLimiter(settings.message_rate_limit, burst=2 * settings.message_rate_limit),
         )
 
     async def close(self) -> None:

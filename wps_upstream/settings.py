@@ -69,20 +69,12 @@ class Settings:
     presence_table: str
     dependency_timeout_s: float
     dependency_retries: int
+    message_rate_limit: int
 
     @property
     def allowed_origins(self) -> frozenset[str]:
         """Webhook origins accepted: the service host with and without port, plus configured extras."""
         return frozenset({self.web_pubsub.host, self.web_pubsub.hostname, *self.extra_allowed_origins})
-
-    @property
-    def trust_client_principal(self) -> bool:
-        """Whether x-ms-client-principal-* headers identify the caller.
-
-        Only App Service Authentication sets (and strips forged copies of) these headers; without it any
-        client could claim any name. Local development (query user ids allowed) trusts them too.
-        """
-        return self.app_service_auth_enabled or self.negotiate_allow_query_user_id
 
     def __repr__(self) -> str:
         return f"Settings(hub={self.hub!r}, endpoint={self.web_pubsub.endpoint!r}, ...)"
@@ -94,7 +86,7 @@ class Settings:
             web_pubsub=parse_web_pubsub_connection_string(_required(env, "WebPubSubConnectionString")),
             hub=_hub(env),
             storage_connection_string=_required(env, "AzureWebJobsStorage"),
-            negotiate_allow_query_user_id=_bool(env, "NegotiateAllowQueryUserId", default=False),
+            negotiate_allow_query_user_id=_local_only(env, "NegotiateAllowQueryUserId"),
             app_service_auth_enabled=_bool(env, "WEBSITE_AUTH_ENABLED", default=False),
             extra_allowed_origins=_origins(env, "WebPubSubAllowedOrigins"),
             token_lifetime_minutes=_int(env, "WebPubSubTokenLifetimeMinutes", default=60, low=1, high=1440),
@@ -104,6 +96,7 @@ class Settings:
             presence_table=_table(env, "PresenceTableName", "presence"),
             dependency_timeout_s=float(_int(env, "DependencyTimeoutSeconds", default=10, low=1, high=120)),
             dependency_retries=_int(env, "DependencyRetries", default=2, low=0, high=5),
+            message_rate_limit=_int(env, "MessageRateLimit", default=5, low=0, high=1000),
         )
 
 
@@ -190,6 +183,17 @@ def _int(env: Mapping[str, str], name: str, *, default: int, low: int, high: int
     if not low <= number <= high:
         raise ConfigurationError(f"The setting {name} must be between {low} and {high}.")
     return number
+
+
+def _local_only(env: Mapping[str, str], name: str) -> bool:
+    """A development switch: refused when the app runs in Azure (the platform sets WEBSITE_INSTANCE_ID)."""
+    enabled = _bool(env, name, default=False)
+    if enabled and env.get("WEBSITE_INSTANCE_ID"):
+        raise ConfigurationError(
+            f"The setting {name} is for local development only and is refused in Azure: with it anyone "
+            "could pick any user. Remove it from the app settings (and turn on App Service Authentication)."
+        )
+    return enabled
 
 
 def _hub(env: Mapping[str, str]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
 import pytest
@@ -82,8 +83,26 @@ async def test_negotiate_uses_app_service_authentication(
     monkeypatch.setenv("NegotiateAllowQueryUserId", "false")
     monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
     await reset_services()
-    response = await app.negotiate(headers={"X-MS-CLIENT-PRINCIPAL-NAME": "ann@example.com"})
-    assert json.loads(response.get_body())["userId"] == "ann@example.com"
+    principal = {
+        "X-MS-CLIENT-PRINCIPAL-ID": "6d1e0f53-5f65-4a32-9b36-0cc6b2fa7f4e",
+        "X-MS-CLIENT-PRINCIPAL-IDP": "aad",
+        "X-MS-CLIENT-PRINCIPAL-NAME": "Ann Example",
+    }
+    body = json.loads((await app.negotiate(headers=principal)).get_body())
+    claims = jwt.decode(body["token"], options={"verify_signature": False})
+    assert (body["userId"], claims["sub"]) == ("aad:6d1e0f53-5f65-4a32-9b36-0cc6b2fa7f4e",) * 2
+    assert body["userName"] == "Ann Example"
+    assert parse_qs(urlsplit(body["url"]).query)["userName"] == ["Ann Example"]
+
+
+async def test_negotiate_in_azure_with_query_user_ids_on_is_the_configuration_error(
+    app: FunctionApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WEBSITE_INSTANCE_ID", "0123abcd")
+    await reset_services()
+    response = await app.negotiate({"userId": "mallory"})
+    assert response.status_code == 500
+    assert b"NegotiateAllowQueryUserId" in response.get_body()
 
 
 async def send(app: FunctionApp, text: str) -> str:

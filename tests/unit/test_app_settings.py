@@ -140,10 +140,14 @@ def test_malformed_names_are_refused(name: str, raw: str) -> None:
     assert name in error_for(**REQUIRED, **{name: raw})
 
 
-def test_client_principal_headers_are_trusted_only_with_app_service_auth_or_local_development() -> None:
-    assert settings().trust_client_principal is False
-    assert settings(WEBSITE_AUTH_ENABLED="True").trust_client_principal is True
-    assert settings(NegotiateAllowQueryUserId="true").trust_client_principal is True
+def test_message_rate_limit_defaults_to_five_per_second_and_zero_turns_it_off() -> None:
+    assert settings().message_rate_limit == 5
+    assert settings(MessageRateLimit="0").message_rate_limit == 0
+    assert "MessageRateLimit" in error_for(**REQUIRED, MessageRateLimit="fast")
+
+
+def test_query_user_ids_stay_allowed_locally() -> None:
+    assert settings(NegotiateAllowQueryUserId="true").negotiate_allow_query_user_id is True
 
 
 def test_messages_partitions_spread_a_hub() -> None:

@@ -12,6 +12,7 @@ from tests.events.vectors import AUTH, CONNECTION_STRING, HUB, load
 from wps_upstream.cloudevents import Event, parse_event
 from wps_upstream.errors import DependencyFailed, PayloadTooLarge, Unauthorized
 from wps_upstream.handlers import USER_EVENTS, dispatch
+from wps_upstream.ratelimit import RateLimiter
 from wps_upstream.services import Services
 from wps_upstream.settings import Settings
 from wps_upstream.store import MessageTooLarge, StoreUnavailable
@@ -71,7 +72,7 @@ class FailingNotifier:
         raise RuntimeError("broadcast must not be reached")
 
 
-def services(error: Exception | None = None) -> Services:
+def services(error: Exception | None = None, rate: float = 0) -> Services:
     error = error or StoreUnavailable("storing a message (injected failure)")
     return Services(
         settings=SETTINGS,
@@ -80,6 +81,7 @@ def services(error: Exception | None = None) -> Services:
         presence=FailingPresenceStore(error),  # type: ignore[arg-type]
         notifier=FailingNotifier(),  # type: ignore[arg-type]
         service=None,  # type: ignore[arg-type]
+        message_rate=RateLimiter(rate, burst=2 * rate),
     )
 
 

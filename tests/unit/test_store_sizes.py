@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from wps_upstream.store.errors import MessageTooLarge
+from wps_upstream.errors import MessageTooLarge
 from wps_upstream.store.sizes import (
     BINARY_PROPERTY_LIMIT,
     ENTITY_SIZE_LIMIT,

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import azure.functions as func
 
 from wps_upstream.errors import BadRequest
 from wps_upstream.http import handled, json_response
-from wps_upstream.identity import identify_user
+from wps_upstream.identity import identify_caller
 from wps_upstream.payload import json_dumps
 from wps_upstream.services import Services
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+_DIGITS = re.compile(r"[0-9]{1,4}")  # ASCII digits only: str.isdigit() also takes '²', which int() refuses
 
 blueprint = func.Blueprint()
 
@@ -23,7 +25,7 @@ def page_limit(query: Mapping[str, str]) -> int:
     raw = query.get("limit")
     if raw is None or raw == "":
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not _DIGITS.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise BadRequest(f"limit must be a whole number from 1 to {MAX_LIMIT}.")
     return int(raw)
 
@@ -34,7 +36,7 @@ def page_limit(query: Mapping[str, str]) -> int:
 async def list_messages(req: func.HttpRequest, services: Services) -> func.HttpResponse:
     """{"messages": [...newest first...], "next": cursor or null}."""
     query = dict(req.params)
-    identify_user(dict(req.headers), query, services.settings)
+    identify_caller(dict(req.headers), query, services.settings)
     limit = page_limit(query)
     messages, cursor = await services.messages.page(
         hub=services.settings.hub, limit=limit, before=query.get("before") or None

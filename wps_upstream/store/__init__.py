@@ -5,7 +5,8 @@ partition keys), `cursors` (paging cursors), `tables` (a table's client and crea
 `presence` (the two stores), `errors`. Layout, limits and the reasoning behind them: docs/store.md.
 """
 
-from wps_upstream.store.errors import CorruptRow, InvalidCursor, MessageTooLarge, StoreUnavailable
+from wps_upstream.errors import MessageTooLarge
+from wps_upstream.store.errors import CorruptRow, InvalidCursor, StoreUnavailable
 from wps_upstream.store.messages import MessageStore
 from wps_upstream.store.presence import PresenceStore
 from wps_upstream.store.sizes import MAX_MESSAGE_BYTES

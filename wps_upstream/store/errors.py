@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wps_upstream.errors import AppError, BadRequest, DependencyFailed, PayloadTooLarge
+from wps_upstream.errors import AppError, BadRequest, Conflict, DependencyFailed
 
 
 class StoreUnavailable(DependencyFailed):
@@ -20,17 +20,6 @@ def unavailable(action: str, error: BaseException) -> StoreUnavailable:
     return failure
 
 
-class MessageTooLarge(PayloadTooLarge):
-    """The payload cannot be stored intact in one entity (413; nothing is truncated)."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(
-            f"The message is {size} bytes; the largest message this chat stores is {limit} bytes."
-        )
-        self.size = size
-        self.limit = limit
-
-
 class InvalidCursor(BadRequest):
     """A paging cursor that this store did not issue (400)."""
 
@@ -45,3 +34,13 @@ class CorruptRow(AppError):
         super().__init__("A stored message could not be read; the details are in the function log.")
         self.row_key = row_key
         self.problem = problem
+
+
+class RedeliveryMismatch(Conflict):
+    """An event id that was already stored with other content (409): not a redelivery, a possible replay."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This connection already sent an event with this ce-id and other content; "
+            "a redelivery must be the same event. Nothing was stored or sent."
+        )

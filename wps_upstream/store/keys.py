@@ -63,6 +63,13 @@ def claim_row_key(connection_id: str, event_id: str) -> str:
     return CLAIM_ROW_PREFIX + hashlib.sha256(material).hexdigest()
 
 
+def content_digest(user_id: str, data_type: str, data: bytes) -> str:
+    """SHA-256 hex of what a message row holds (user, data type, data), recorded in its claim, so that a
+    redelivery can be told from another event reusing the same id."""
+    head = f"{len(user_id)}:{user_id}:{data_type}:".encode("utf-8", "surrogatepass")
+    return hashlib.sha256(head + data).hexdigest()
+
+
 def message_partition(hub: str, shard: int) -> str:
     """PartitionKey of a hub's shard: the escaped hub for shard 0, then hub + ``%p`` + the shard number.
 

@@ -7,8 +7,8 @@ is decided by reading first.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Self
 
@@ -16,18 +16,21 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.data.tables.aio import TableClient
 
 from wps_upstream.chat import ChatMessage
+from wps_upstream.errors import MessageTooLarge
 from wps_upstream.payload import InvalidPayload, Payload
 from wps_upstream.store.cursors import decode_cursor, encode_cursor
-from wps_upstream.store.errors import CorruptRow, MessageTooLarge, StoreUnavailable, unavailable
+from wps_upstream.store.errors import CorruptRow, RedeliveryMismatch, StoreUnavailable
 from wps_upstream.store.keys import (
     MESSAGE_ROW_PREFIX,
     MESSAGE_ROWS_END,
     claim_row_key,
+    content_digest,
     message_id,
     message_partition,
     message_row_key,
     shard_of,
 )
+from wps_upstream.store.pages import RowRef, probe, read_rows, within_budget
 from wps_upstream.store.sizes import (
     STRING_UNITS_LIMIT,
     chunk_count,
@@ -39,7 +42,10 @@ from wps_upstream.store.sizes import (
 from wps_upstream.store.tables import Table, TableStore
 from wps_upstream.times import iso_time
 
+logger = logging.getLogger(__name__)
+
 QUERY_PAGE_LIMIT = 1000  # the most rows one query page returns
+_REPORTED_LIMIT = 1000
 _SCHEMA_VERSION = 1
 _KEY_ATTEMPTS = 3
 
@@ -52,6 +58,7 @@ class MessageStore(TableStore):
             raise ValueError(f"partitions must be at least 1, not {partitions}")
         super().__init__(table)
         self._partitions = partitions
+        self._reported: set[str] = set()  # corrupt rows already logged, so each is logged once
 
     @classmethod
     def from_connection_string(
@@ -79,66 +86,110 @@ class MessageStore(TableStore):
         user_id: str,
         payload: Payload,
         received_at: datetime,
+        user_name: str | None = None,
     ) -> tuple[ChatMessage, bool]:
         """Store once per (hub, connection_id, event_id); returns (message, created).
 
         A redelivery (even with another received_at) returns the originally stored message and
-        created=False.
+        created=False; the same event id with other content raises RedeliveryMismatch.
         """
         claim_key = claim_row_key(connection_id, event_id)
         partition = message_partition(hub, shard_of(claim_key, self._partitions))
-        envelope = _envelope(partition, received_at, user_id, connection_id, payload)
-        chunks = split_chunks(payload.data)
-        table = await self._table.client()
-        for _ in range(_KEY_ATTEMPTS):
-            claim = {"PartitionKey": partition, "RowKey": claim_key, "message": envelope["RowKey"]}
-            if await _create_together(table, envelope | chunks, claim):
-                return _message(envelope, payload), True
-            stored = await self._claimed(table, partition, claim_key)
-            if stored is not None:
-                return stored, False
-            # No claim: the random suffix met another message of the same tick. Draw again (every row
-            # key has the same length, so the size check still holds).
-            envelope["RowKey"] = message_row_key(received_at)
-        raise StoreUnavailable("storing a message: new message keys kept colliding")
+        envelope = _envelope(partition, received_at, user_id, user_name, connection_id, payload)
+        digest = content_digest(user_id, payload.data_type, payload.data)
 
-    async def _claimed(self, table: TableClient, partition: str, claim_key: str) -> ChatMessage | None:
-        """The message an existing claim names, or None when there is no such claim."""
+        async def store(table: TableClient) -> tuple[ChatMessage, bool]:
+            for _ in range(_KEY_ATTEMPTS):
+                claim = {"PartitionKey": partition, "RowKey": claim_key, "message": envelope["RowKey"]}
+                if await _create_together(
+                    table, envelope | split_chunks(payload.data), claim | {"digest": digest}
+                ):
+                    return _message(envelope, payload), True
+                stored = await _claimed(table, partition, claim_key, digest)
+                if stored is not None:
+                    return stored, False
+                # No claim: the random suffix met another message of the same tick. Draw again (every
+                # row key has the same length, so the size check still holds).
+                envelope["RowKey"] = message_row_key(received_at)
+            raise StoreUnavailable("storing a message: new message keys kept colliding")
+
         try:
-            claim = await table.get_entity(partition, claim_key)
-            row = await table.get_entity(partition, claim["message"])
-        except ResourceNotFoundError:
-            return None
-        except AzureError as error:
-            raise unavailable("reading a stored message", error) from error
-        return message_from_row(row)
+            return await self._table.run("storing a message", store)
+        except RedeliveryMismatch:
+            logger.warning(
+                "Event %s of connection %s reuses the id of a stored event with other content "
+                "(a possible replay); refused",
+                event_id,
+                connection_id,
+            )
+            raise
 
     async def page(
         self, *, hub: str, limit: int, before: str | None = None
     ) -> tuple[list[ChatMessage], str | None]:
         """Newest first; `before` is the cursor of the previous page (None = newest).
 
-        Returns (messages, next cursor, or None when there is nothing older). Cursors are row keys, so
-        paging neither repeats nor skips messages while newer ones arrive.
+        Returns (messages, next cursor, or None when there is nothing older). A page holds at most `limit`
+        messages and MAX_PAGE_BYTES of payload. Cursors are row keys, so paging neither repeats nor skips
+        messages while newer ones arrive. A row that cannot be read back is left out (and logged once).
         """
         if not 1 <= limit <= QUERY_PAGE_LIMIT:
             raise ValueError(f"limit must be between 1 and {QUERY_PAGE_LIMIT}, not {limit}")
         after = decode_cursor(before) if before is not None else MESSAGE_ROW_PREFIX
-        partitions = [message_partition(hub, shard) for shard in range(self._partitions)]
-        table = await self._table.client()
-        try:
-            found = await asyncio.gather(*(_newest_rows(table, pk, after, limit) for pk in partitions))
-            rows = sorted((row for shard_rows in found for row in shard_rows), key=lambda row: row["RowKey"])
-            page = rows[:limit]
-            more = len(rows) > limit or await _any_older(table, partitions, found, limit, page)
-        except AzureError as error:
-            raise unavailable("reading messages", error) from error
-        cursor = encode_cursor(page[-1]["RowKey"]) if more else None
-        return [message_from_row(row) for row in page], cursor
+
+        async def read(table: TableClient) -> tuple[list[RowRef], list[RowRef], dict[str, dict[str, Any]]]:
+            refs = await probe(table, self._partitions_of(hub), after, MESSAGE_ROWS_END, limit + 1)
+            chosen = within_budget(refs, limit)
+            return refs, chosen, await read_rows(table, chosen)
+
+        refs, chosen, rows = await self._table.run("reading messages", read)
+        cursor = encode_cursor(chosen[-1].row_key) if len(refs) > len(chosen) else None
+        return self._readable(row for _, row in sorted(rows.items())), cursor
+
+    def _partitions_of(self, hub: str) -> list[str]:
+        return [message_partition(hub, shard) for shard in range(self._partitions)]
+
+    def _readable(self, rows: Iterable[Mapping[str, Any]]) -> list[ChatMessage]:
+        """The messages of `rows`, leaving out (and logging once per row) any that cannot be read back."""
+        messages = []
+        for row in rows:
+            try:
+                messages.append(message_from_row(row))
+            except CorruptRow as corrupt:
+                if corrupt.row_key not in self._reported and len(self._reported) < _REPORTED_LIMIT:
+                    self._reported.add(corrupt.row_key)
+                    logger.error(
+                        "Left stored message %s out of history: %s", corrupt.row_key, corrupt.problem
+                    )
+        return messages
+
+
+async def _claimed(table: TableClient, partition: str, claim_key: str, digest: str) -> ChatMessage | None:
+    """The message an existing claim names, or None when there is no such claim.
+
+    RedeliveryMismatch when the claim was made for other content (claims record a digest of it; for
+    claims without one, the stored message itself is compared).
+    """
+    try:
+        claim = await table.get_entity(partition, claim_key)
+        if claim.get("digest", digest) != digest:
+            raise RedeliveryMismatch()
+        row = await table.get_entity(partition, claim["message"])
+    except ResourceNotFoundError:
+        return None
+    message = message_from_row(row)
+    if content_digest(message.user_id, message.payload.data_type, message.payload.data) != digest:
+        raise RedeliveryMismatch()
+    return message
 
 
 def _envelope(
-    partition: str, received_at: datetime, user_id: str, connection_id: str, payload: Payload
+    partition: str,
+    received_at: datetime,
+    user_id: str,
+    user_name: str | None,
+    connection_id: str,
+    payload: Payload,
 ) -> dict[str, Any]:
     """The message row without its payload chunks; MessageTooLarge when the payload cannot fit beside it."""
     for name, value in (("user id", user_id), ("connection id", connection_id)):
@@ -156,6 +207,8 @@ def _envelope(
         "size": len(payload.data),
         "chunks": chunk_count(len(payload.data)),
     }
+    if user_name is not None:
+        envelope["userName"] = user_name
     capacity = payload_capacity(envelope)
     if len(payload.data) > capacity:
         raise MessageTooLarge(len(payload.data), capacity)
@@ -169,49 +222,8 @@ async def _create_together(table: TableClient, message: dict[str, Any], claim: d
     except AzureError as error:
         if getattr(error, "status_code", None) == 409:
             return False
-        raise unavailable("storing a message", error) from error
+        raise
     return True
-
-
-_MESSAGES_AFTER = "PartitionKey eq @pk and RowKey gt @after and RowKey lt @end"
-
-
-def _range(partition: str, after: str) -> dict[str, str]:
-    return {"pk": partition, "after": after, "end": MESSAGE_ROWS_END}
-
-
-async def _newest_rows(table: TableClient, partition: str, after: str, limit: int) -> list[dict[str, Any]]:
-    """Up to `limit` message rows of one partition that are older than the row key `after`."""
-    rows: list[dict[str, Any]] = []
-    async for row in table.query_entities(
-        _MESSAGES_AFTER, parameters=_range(partition, after), results_per_page=limit
-    ):
-        rows.append(row)
-        if len(rows) == limit:
-            break
-    return rows
-
-
-async def _any_older(
-    table: TableClient,
-    partitions: list[str],
-    found: list[list[dict[str, Any]]],
-    limit: int,
-    page: list[dict[str, Any]],
-) -> bool:
-    """Whether a partition holds rows older than the page; only one that filled its own page can."""
-    full = [pk for pk, shard_rows in zip(partitions, found, strict=True) if len(shard_rows) == limit]
-    return any(await asyncio.gather(*(_has_rows_after(table, pk, page[-1]["RowKey"]) for pk in full)))
-
-
-async def _has_rows_after(table: TableClient, partition: str, after: str) -> bool:
-    """Whether the partition holds a message row older than `after` (a keys-only probe of one row)."""
-    probe = table.query_entities(
-        _MESSAGES_AFTER, parameters=_range(partition, after), results_per_page=1, select=["RowKey"]
-    )
-    async for _ in probe:
-        return True
-    return False
 
 
 def _message(row: Mapping[str, Any], payload: Payload) -> ChatMessage:
@@ -221,6 +233,7 @@ def _message(row: Mapping[str, Any], payload: Payload) -> ChatMessage:
         connection_id=row["connectionId"],
         time=row["time"],
         payload=payload,
+        user_name=row.get("userName"),
     )
 
 

@@ -11,16 +11,18 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from wps_upstream import payload
+
 ENTITY_SIZE_LIMIT = 1024 * 1024  # bytes, by the size formula in entity_size()
 STRING_UNITS_LIMIT = 32 * 1024  # UTF-16 code units in one string property (64 KiB)
 BINARY_PROPERTY_LIMIT = 64 * 1024  # bytes in one binary property
 CUSTOM_PROPERTIES_LIMIT = 252
 KEY_UNITS_LIMIT = 512  # UTF-16 code units in PartitionKey / RowKey (1 KiB)
 
-MAX_MESSAGE_BYTES = 1_000_000
-"""The largest payload stored intact (above 900 KiB); larger ones raise MessageTooLarge. With ordinary
-user and connection ids the message entity then stays below Azure's 1 MiB; unusually long ids lower the
-limit for that message (MessageTooLarge.limit says by how much)."""
+# The largest payload stored intact (above 900 KiB). With ordinary user and connection ids the message
+# entity then stays below Azure's 1 MiB; unusually long ids lower the limit for that message
+# (MessageTooLarge.limit says by how much).
+MAX_MESSAGE_BYTES = payload.MAX_MESSAGE_BYTES
 
 CHUNK_BYTES = BINARY_PROPERTY_LIMIT
 _CHUNK_NAME_LENGTH = 3  # d00 .. d15

@@ -1,14 +1,28 @@
-"""One table of the account: its async client built once, the table created on first use."""
+"""One table of the account: its async client built once, the table created on first use, and every
+store call held to one deadline."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Self
+from collections.abc import Awaitable, Callable
+from typing import Self, TypeVar
 
 from azure.core.exceptions import AzureError
 from azure.data.tables.aio import TableClient, TableServiceClient
 
-from wps_upstream.store.errors import unavailable
+from wps_upstream.store.errors import StoreUnavailable, unavailable
+
+BACKOFF_FACTOR = 0.2
+BACKOFF_MAX = 2.0
+DEADLINE_MARGIN_S = 0.5  # the app's own work around the storage calls
+
+T = TypeVar("T")
+
+
+def deadline_s(timeout_s: float, retries: int) -> float:
+    """The longest a store call may take: every attempt timing out, the backoffs between them, a margin."""
+    backoffs = sum(min(BACKOFF_MAX, BACKOFF_FACTOR * 2**attempt) for attempt in range(retries))
+    return timeout_s * (retries + 1) + backoffs + DEADLINE_MARGIN_S
 
 
 class Table:
@@ -16,6 +30,7 @@ class Table:
 
     def __init__(self, connection_string: str, table_name: str, timeout_s: float, retries: int) -> None:
         self.name = table_name
+        self.deadline_s = deadline_s(timeout_s, retries)
         self._service = TableServiceClient.from_connection_string(
             connection_string,
             connection_timeout=timeout_s,
@@ -24,12 +39,11 @@ class Table:
             retry_connect=retries,
             retry_read=retries,
             retry_status=retries,
-            retry_backoff_factor=0.2,
-            retry_backoff_max=2,
+            retry_backoff_factor=BACKOFF_FACTOR,
+            retry_backoff_max=BACKOFF_MAX,
         )
         self._client = self._service.get_table_client(table_name)
-        self._created = False
-        self._creating = asyncio.Lock()
+        self._creation: asyncio.Task[None] | None = None
 
     @property
     def endpoint(self) -> str:
@@ -37,18 +51,41 @@ class Table:
         return str(self._service.url)
 
     async def client(self) -> TableClient:
-        """The table client; creates the table the first time (once per object)."""
-        if not self._created:
-            async with self._creating:
-                if not self._created:
-                    try:
-                        await self._service.create_table_if_not_exists(self.name)
-                    except AzureError as error:
-                        raise unavailable(f"creating table {self.name}", error) from error
-                    self._created = True
+        """The table client; the first call creates the table.
+
+        Callers that arrive while the table is being created wait for that one creation and share its
+        outcome; after a failure, the next call tries again.
+        """
+        creation = self._creation
+        if creation is None or (creation.done() and creation.exception() is not None):
+            creation = self._creation = asyncio.ensure_future(self._create())
+        # Shielded: a caller that gives up (its deadline) does not cancel the creation others wait for.
+        await asyncio.shield(creation)
         return self._client
 
+    async def _create(self) -> None:
+        try:
+            await self._service.create_table_if_not_exists(self.name)
+        except AzureError as error:
+            raise unavailable(f"creating table {self.name}", error) from error
+
+    async def run(self, action: str, operation: Callable[[TableClient], Awaitable[T]]) -> T:
+        """Run one store call on the table (created first if need be), held to `deadline_s`.
+
+        A storage failure or a call past the deadline is StoreUnavailable naming `action`; errors the
+        operation raises on purpose pass through.
+        """
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                return await operation(await self.client())
+        except TimeoutError as error:
+            raise StoreUnavailable(f"{action}: no answer within {self.deadline_s:g} s") from error
+        except AzureError as error:
+            raise unavailable(action, error) from error
+
     async def close(self) -> None:
+        if self._creation is not None and not self._creation.done():
+            self._creation.cancel()
         await self._client.close()
         await self._service.close()
 
