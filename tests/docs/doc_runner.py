@@ -13,9 +13,11 @@
   which means Azurite on 10000-10002, is replaced by the explicit connection string for the free
   ports; and `WPS_EMULATOR_PORT` carries the free emulator port, so `python -m wps_emulator` without
   `--port` does not take 8080. Each page has its own ports; the `make start` stack has its own.
-- `make start` is `.venv/bin/python -m devhost.stack` (the Makefile's recipe) with port flags for the
-  free ports, started once per session in its own copy of the project and stopped by PID at the end.
-  `stack` blocks run in that copy, against it.
+- `make start` is run as the Makefile's `start` recipe (`$(PY) -m devhost.stack`, read from the
+  Makefile; the set-up it depends on is already done) with port flags for the free ports, started once
+  per session in its own copy of the project and stopped by PID at the end. `stack` blocks run in that
+  copy, against it. `make setup`, `make test`, `make lint` and `make bench` are never run by the doc
+  tests: the pages mark them skip.
 """
 
 from __future__ import annotations
@@ -150,6 +152,34 @@ def describe(block: Block, text: str, output: str, problem: str) -> str:
     return f"{block.id}: {problem}\n--- the block as run ---\n{text}--- its output ---\n{output}"
 
 
+_MAKE_VARIABLE = re.compile(r"\$\((\w+)\)")
+
+
+def make_start_argv(makefile: str, project: Path) -> list[str]:
+    """The command of the Makefile's `start` target, e.g. `.venv/bin/python -m devhost.stack`.
+
+    `$(PY)` is the project's venv Python and `$(STACK_ARGS)` (extra flags a user may pass) is empty;
+    any other variable, or a second command, means this reading of the Makefile is out of date.
+    """
+    lines = makefile.splitlines()
+    start = next((i for i, line in enumerate(lines) if re.match(r"^start\s*:", line)), None)
+    if start is None:
+        raise DocBlockFailed("the Makefile has no `start` target")
+    recipe = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line.strip())
+    values = {"PY": str(project / ".venv" / "bin" / "python"), "STACK_ARGS": ""}
+    unknown = [name for line in recipe for name in _MAKE_VARIABLE.findall(line) if name not in values]
+    if len(recipe) != 1 or unknown:
+        raise DocBlockFailed(
+            f"the doc tests run `make start` as its one-line recipe with $(PY) and $(STACK_ARGS); "
+            f"the Makefile now says {recipe}: update make_start_argv in tests/docs/doc_runner.py"
+        )
+    return _MAKE_VARIABLE.sub(lambda match: values[match.group(1)], recipe[0]).split()
+
+
 @dataclass
 class MakeStartStack:
     """`make start`, i.e. `.venv/bin/python -m devhost.stack`, on free ports in its own project copy."""
@@ -161,7 +191,7 @@ class MakeStartStack:
     def start(self) -> None:
         p = self.ports.ports
         argv = [
-            str(self.workspace / ".venv" / "bin" / "python"), "-m", "devhost.stack",
+            *make_start_argv((self.workspace / "Makefile").read_text(), self.workspace),
             "--function-port", str(p.function_host), "--emulator-port", str(p.emulator),
             "--blob-port", str(p.blob), "--queue-port", str(p.queue), "--table-port", str(p.table),
         ]  # fmt: skip

@@ -14,8 +14,9 @@ from doc_blocks import (
     parse_marker,
     read_blocks,
 )
-from doc_runner import PortMap
+from doc_runner import PortMap, make_start_argv
 
+from devhost.processes import PROJECT_ROOT
 from devhost.stack import StackPorts
 
 
@@ -127,3 +128,19 @@ def test_development_storage_becomes_azurite_on_the_rewritten_ports() -> None:
     rewritten = ports.rewrite('"AzureWebJobsStorage": "UseDevelopmentStorage=true"')
     assert "TableEndpoint=http://127.0.0.1:40005/devstoreaccount1;" in rewritten
     assert "BlobEndpoint=http://127.0.0.1:40003/devstoreaccount1;" in rewritten
+
+
+def test_make_start_is_read_from_the_makefile(tmp_path: Path) -> None:
+    makefile = "PY := .venv/bin/python\nstart: setup\n\t$(PY) -m devhost.stack $(STACK_ARGS)\n\nbench:\n\tx\n"
+    argv = make_start_argv(makefile, tmp_path)
+    assert argv == [str(tmp_path / ".venv" / "bin" / "python"), "-m", "devhost.stack"]
+
+
+def test_make_start_with_an_unknown_variable_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(AssertionError, match="update make_start_argv"):
+        make_start_argv("start: setup\n\t$(PY) -m devhost.stack $(MORE)\n", tmp_path)
+
+
+def test_the_projects_make_start_runs_the_stack_module() -> None:
+    argv = make_start_argv((PROJECT_ROOT / "Makefile").read_text(), PROJECT_ROOT)
+    assert argv[1:3] == ["-m", "devhost.stack"]
