@@ -107,7 +107,8 @@ class LocalStack:
 
     @property
     def emulator_endpoint(self) -> str:
-        return f"http://{self.host}:{self.ports.emulator}"
+        # localhost, as in local.settings.json.example: the service host the app accepts events from
+        return f"http://localhost:{self.ports.emulator}"
 
     @property
     def emulator_connection_string(self) -> str:

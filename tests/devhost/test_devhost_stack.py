@@ -54,7 +54,7 @@ def test_azurite_listens_on_all_three_ports(stack: LocalStack) -> None:
 def test_function_app_negotiates_with_the_stacks_emulator(stack: LocalStack) -> None:
     status, body = http("GET", f"{stack.function_url}/api/negotiate?userId=alice")
     assert status == 200
-    assert json.loads(body)["url"].startswith(f"ws://127.0.0.1:{stack.ports.emulator}/client/hubs/chat?")
+    assert json.loads(body)["url"].startswith(f"ws://localhost:{stack.ports.emulator}/client/hubs/chat?")
 
 
 def test_connection_strings_point_at_the_stacks_ports(stack: LocalStack) -> None:
