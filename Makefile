@@ -5,6 +5,9 @@ PY     := $(VENV)/bin/python
 STAMPS := .stamps
 CHROMIUM ?= /usr/bin/chromium
 PYTEST_ARGS ?=
+# Python 3.13 for the deployment checks (tests/deploy): Microsoft's worker runtime indexes the app only there.
+PYTHON313 ?= $(or $(lastword $(sort $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13))),$(shell command -v python3.13 2>/dev/null))
+VENV313 := .venv-py313
 
 .PHONY: setup test lint start bench browser clean
 
@@ -13,6 +16,13 @@ setup: $(STAMPS)/venv $(STAMPS)/npm
 $(STAMPS)/venv: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -e .
+	@mkdir -p $(STAMPS) && touch $@
+
+# The app's requirements plus Microsoft's Functions indexer and azure-functions-doctor, on Python 3.13.
+$(STAMPS)/venv313: requirements.txt tests/deploy/requirements-py313.txt
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 is needed by tests/deploy: install it (e.g. pyenv install 3.13) or pass PYTHON313=/path/to/python3.13"; exit 1; }
+	test -x $(VENV313)/bin/python || $(PYTHON313) -m venv $(VENV313)
+	$(VENV313)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/deploy/requirements-py313.txt
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/npm: package.json package-lock.json
@@ -26,7 +36,7 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: setup browser
+test: setup browser $(STAMPS)/venv313
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup
@@ -41,4 +51,4 @@ bench: setup
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) node_modules $(STAMPS) .pytest_cache .mypy_cache .ruff_cache .azurite
+	rm -rf $(VENV) $(VENV313) node_modules $(STAMPS) .pytest_cache .mypy_cache .ruff_cache .azurite
