@@ -120,7 +120,8 @@ async def test_a_stored_row_that_cannot_be_read_is_left_out_of_history_and_logge
         azurite.connection_string, services.settings.messages_table
     ) as t:
         # Fault injection: a row written around the app, as an older version (or a bug) could have.
-        row = next(r async for r in t.list_entities() if r["RowKey"].startswith("m"))
+        rows = [r async for r in t.list_entities() if r["RowKey"].startswith("m")]
+        row = rows[0]
         poison = dict(row) | {"RowKey": "m0" + row["RowKey"][2:], "d00": b'{"n":1e400}', "size": 11}
         await t.create_entity(poison)
     with caplog.at_level(logging.ERROR):
