@@ -5,6 +5,8 @@ PY     := $(VENV)/bin/python
 STAMPS := .stamps
 CHROMIUM ?= /usr/bin/chromium
 PYTEST_ARGS ?=
+# Flags for `make start`, e.g. make start STACK_ARGS="--function-port 7072" (all: python -m devhost.stack --help)
+STACK_ARGS ?=
 
 .PHONY: setup test lint start bench browser clean
 
@@ -35,7 +37,7 @@ lint: setup
 	$(PY) -m mypy
 
 start: setup
-	$(PY) -m devhost.stack
+	$(PY) -m devhost.stack $(STACK_ARGS)
 
 bench: setup
 	$(PY) bench/run_all.py
