@@ -311,9 +311,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _relative(path: Path) -> str:
+def _relative(path: Path, resolve: bool = True) -> str:
+    # resolve=False keeps a venv's bin/python (a symlink) as it is, not the interpreter it points to
     try:
-        return str(path.resolve().relative_to(Path.cwd()))
+        return str((path.resolve() if resolve else path.absolute()).relative_to(Path.cwd()))
     except ValueError:
         return str(path)
 
@@ -337,13 +338,19 @@ def _banner(stack: LocalStack) -> str:
     )
 
 
+def _stack_command() -> str:
+    """This program as the user can type it: the venv's interpreter relative to here, when it is below."""
+    return f"{_relative(Path(sys.executable), resolve=False)} -m devhost.stack"
+
+
 def port_taken_advice(exc: PortTakenError) -> str:
     """How to get past a taken port, for `make start` and for the command line."""
     move = f"{exc.flag} {exc.alternative}"
+    command = _stack_command()
     return (
         f"Stop that process, or move the server to another port:\n"
         f'  make start STACK_ARGS="{move}"\n'
-        f"  (or python -m devhost.stack {move}; every flag: python -m devhost.stack --help)"
+        f"  (or {command} {move}; every flag: {command} --help)"
     )
 
 

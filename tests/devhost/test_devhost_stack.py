@@ -125,8 +125,11 @@ def test_cli_refusal_shows_how_to_move_that_server_with_make_start_and_by_hand(t
     stderr = run_with_taken_port(tmp_path, ports, ports.emulator).stderr
     moved = re.search(r'make start STACK_ARGS="--emulator-port (\d+)"', stderr)
     assert moved is not None, stderr
-    assert f"python -m devhost.stack --emulator-port {moved[1]};" in stderr
-    assert "every flag: python -m devhost.stack --help" in stderr
+    python = Path(sys.executable)  # shown relative to the project folder when the venv is in it
+    shown = python.relative_to(PROJECT_ROOT) if python.is_relative_to(PROJECT_ROOT) else python
+    command = f"{shown} -m devhost.stack"
+    assert f"(or {command} --emulator-port {moved[1]};" in stderr
+    assert f"every flag: {command} --help)" in stderr
     assert not port_in_use(int(moved[1]))
 
 
