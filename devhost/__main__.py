@@ -149,8 +149,8 @@ def _listen_error(exc: OSError, host: str, port: int, prog: str) -> ListenError:
 async def serve(
     function_host: FunctionHost, host: str, port: int, prog: str, ready: Callable[[], None]
 ) -> None:
-    """Listen, start the timers, call `ready`, and run until SIGINT or SIGTERM; then stop in order: the
-    server (requests in progress get the grace), the timers, the app's open client sessions."""
+    """Listen, start the timers, call `ready`, and run until SIGINT or SIGTERM; then stop the server and
+    the timers (what is in progress gets the grace), then close the app's open client sessions."""
     runner = web.AppRunner(function_host.application(), access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S)
     await runner.setup()
     stop = asyncio.Event()
@@ -166,8 +166,9 @@ async def serve(
         ready()
         await stop.wait()
     finally:
-        await runner.cleanup()
-        await function_host.close(SHUTDOWN_GRACE_S)
+        # Requests and timer runs in progress end side by side, so the stop takes the grace once.
+        await asyncio.gather(runner.cleanup(), function_host.stop_timers(SHUTDOWN_GRACE_S))
+        await function_host.close()
 
 
 def _load(args: argparse.Namespace) -> tuple[FunctionIndex, str, int, str]:

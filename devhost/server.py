@@ -48,7 +48,7 @@ def _is_admin_run(parts: list[str]) -> bool:
 
 def _run_request_problem(content_type: str, body: bytes) -> web.Response | None:
     """The 415/400 answer for a run request the host would refuse, or None if it is acceptable."""
-    if content_type != "application/json":
+    if content_type not in ("application/json", "text/json") and not content_type.endswith("+json"):
         return web.Response(
             status=415,
             text=f"send the body as JSON with Content-Type: application/json, e.g. {RUN_BODY_EXAMPLE}\n",
@@ -165,8 +165,11 @@ class FunctionHost:
         """Start the timer schedules (once the server listens)."""
         self.timers.start()
 
-    async def close(self, grace_s: float) -> None:
-        """After the server has stopped: end the timers, close what the app left open, free the threads."""
+    async def stop_timers(self, grace_s: float) -> None:
+        """Stop the schedules; timer runs in progress get grace_s to end."""
         await self.timers.stop(grace_s)
+
+    async def close(self) -> None:
+        """Once the server and the timers have stopped: close what the app left open, free the threads."""
         await close_client_sessions()
         self.executor.shutdown(wait=False, cancel_futures=True)
