@@ -15,13 +15,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from devhost.processes import (
-    PROJECT_ROOT,
-    ManagedProcess,
-    free_port,
-    python_module_argv,
-    table_connection_string,
-)
+from devhost.processes import PROJECT_ROOT, ManagedProcess, free_port, python_module_argv
+from tests.constants import HUB, table_connection_string, web_pubsub_connection_string
 
 APPS_DIR = Path(__file__).resolve().parent / "apps"
 RUN_BODY = b'{"input": ""}'  # what Core Tools' docs send to run a non-HTTP function
@@ -171,10 +166,9 @@ def project_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevHost]:
     """The real app with settings in the environment; the page needs neither storage nor the service."""
     unused = free_port()  # nothing listens here: serving the page must not call a dependency
     env = {
-        "WebPubSubConnectionString": f"Endpoint=http://127.0.0.1:{unused};AccessKey="
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;",
+        "WebPubSubConnectionString": web_pubsub_connection_string(f"http://127.0.0.1:{unused}"),
         "AzureWebJobsStorage": table_connection_string(unused),
-        "WebPubSubHub": "chat",
+        "WebPubSubHub": HUB,
         "NegotiateAllowQueryUserId": "true",
     }
     host = start_devhost(PROJECT_ROOT, tmp_path_factory.mktemp("project") / "devhost.log", env=env)
