@@ -8,6 +8,8 @@ PYTEST_ARGS ?=
 # Python 3.13 for the deployment checks (tests/deploy): Microsoft's worker runtime indexes the app only there.
 PYTHON313 ?= $(or $(lastword $(sort $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13))),$(shell command -v python3.13 2>/dev/null))
 VENV313 := .venv-py313
+# Flags for `make start`, e.g. make start STACK_ARGS="--function-port 7072" (all: python -m devhost.stack --help)
+STACK_ARGS ?=
 
 .PHONY: setup test lint start bench browser clean
 
@@ -45,7 +47,7 @@ lint: setup
 	$(PY) -m mypy
 
 start: setup
-	$(PY) -m devhost.stack
+	$(PY) -m devhost.stack $(STACK_ARGS)
 
 bench: setup
 	$(PY) bench/run_all.py

@@ -1,12 +1,13 @@
-"""Find the HTTP functions of a v2 `function_app.py` through azure.functions' own metadata."""
+"""Find the HTTP and timer functions of a v2 `function_app.py` through azure.functions' own metadata."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -15,6 +16,7 @@ from typing import Any
 import azure.functions as func
 
 from devhost.routing import RouteTemplate, RouteTemplateError
+from devhost.schedules import Schedule, ScheduleError, parse_schedule, resolve_settings
 
 ALL_METHODS = ("GET", "POST", "DELETE", "HEAD", "PATCH", "PUT", "OPTIONS")
 
@@ -46,11 +48,36 @@ class HttpFunction:
 
 
 @dataclass(frozen=True)
+class TimerFunction:
+    """One timer-triggered function: its schedule (settings resolved) and how to call it."""
+
+    name: str
+    schedule_expression: str  # as declared, e.g. "%ReconcileSchedule%"
+    schedule: Schedule
+    run_on_startup: bool
+    user_function: Callable[..., Any]
+    trigger_arg: str
+    context_arg: str | None
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.user_function)
+
+
+@dataclass(frozen=True)
 class FunctionIndex:
-    """The served functions (most specific route first) and the ones the dev host cannot serve."""
+    """The served functions (most specific route first), the timers, and the functions not run here."""
 
     functions: tuple[HttpFunction, ...]
-    skipped: tuple[str, ...]  # "name (reason)" for non-HTTP functions
+    skipped: tuple[str, ...]  # "name (reason)" for functions with other triggers
+    timers: tuple[TimerFunction, ...] = ()
+
+    def timer(self, name: str) -> TimerFunction | None:
+        """The timer function of that name, compared case-insensitively like the host's admin API."""
+        return next((timer for timer in self.timers if timer.name.lower() == name.lower()), None)
+
+    def http_function(self, name: str) -> HttpFunction | None:
+        return next((function for function in self.functions if function.name.lower() == name.lower()), None)
 
 
 def import_function_app(app_dir: Path) -> ModuleType:
@@ -125,19 +152,61 @@ def _http_function(function: Any, route_prefix: str) -> HttpFunction:
     )
 
 
-def index_functions(register: func.FunctionRegister, route_prefix: str) -> FunctionIndex:
-    """Index every function of the app; HTTP ones are served, the others are listed as skipped."""
+def _timer_schedule(name: str, declared: str, environ: Mapping[str, str]) -> Schedule:
+    try:
+        resolved, settings = resolve_settings(declared, environ)
+    except ScheduleError as exc:
+        raise IndexingError(f"function {name}: schedule {declared!r}: {exc}") from exc
+    try:
+        return parse_schedule(resolved)
+    except ScheduleError as exc:
+        source = f" (from app setting {', '.join(settings)})" if settings else ""
+        raise IndexingError(f"function {name}: schedule {resolved!r}{source} is not valid: {exc}") from exc
+
+
+def _timer_function(function: Any, environ: Mapping[str, str]) -> TimerFunction:
+    trigger = function.get_trigger()
+    name = function.get_function_name()
+    others = [binding.type for binding in function.get_bindings() if binding is not trigger]
+    if others:
+        raise IndexingError(
+            f"function {name}: bindings {', '.join(others)} are not supported by the dev host"
+        )
+    # The binding as the host reads it (function.json's shape): schedule, runOnStartup.
+    binding = trigger.get_dict_repr()
+    declared = str(binding.get("schedule") or "")
+    user_function = function.get_user_function()
+    return TimerFunction(
+        name=name,
+        schedule_expression=declared,
+        schedule=_timer_schedule(name, declared, environ),
+        run_on_startup=bool(binding.get("runOnStartup")),
+        user_function=user_function,
+        trigger_arg=trigger.name,
+        context_arg=_context_parameter(user_function, {trigger.name}),
+    )
+
+
+def index_functions(
+    register: func.FunctionRegister, route_prefix: str, environ: Mapping[str, str] = os.environ
+) -> FunctionIndex:
+    """Index every function of the app: HTTP and timer functions are run, the others listed as skipped.
+
+    Timer schedules are resolved from `environ` (app settings) here, so a bad one stops the start."""
     try:
         functions = register.get_functions()
     except (ValueError, TypeError) as exc:  # azure.functions' own validation (duplicate names, bad bindings)
         raise IndexingError(f"azure.functions rejected the app: {exc}") from exc
     served: list[HttpFunction] = []
+    timers: list[TimerFunction] = []
     skipped: list[str] = []
     for function in functions:
         trigger_type = getattr(function.get_trigger(), "type", "no")
         if function.is_http_function() and trigger_type == "httpTrigger":
             served.append(_http_function(function, route_prefix))
+        elif trigger_type == "timerTrigger":
+            timers.append(_timer_function(function, environ))
         else:
             skipped.append(f"{function.get_function_name()} ({trigger_type} trigger)")
     served.sort(key=lambda item: item.template.precedence)
-    return FunctionIndex(tuple(served), tuple(skipped))
+    return FunctionIndex(tuple(served), tuple(skipped), tuple(timers))

@@ -1,4 +1,5 @@
-"""One function invocation: aiohttp request -> func.HttpRequest -> user function -> aiohttp response."""
+"""One function invocation: aiohttp request -> func.HttpRequest -> user function -> aiohttp response,
+or, for a timer, func.TimerRequest -> user function."""
 
 from __future__ import annotations
 
@@ -6,15 +7,16 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
 import azure.functions as func
 from aiohttp import web
+from azure.functions.timer import TimerRequest  # what the worker builds; func.TimerRequest is abstract
 from multidict import CIMultiDict
 
-from devhost.indexing import HttpFunction
+from devhost.indexing import HttpFunction, TimerFunction
 
 log = logging.getLogger("devhost")
 
@@ -22,9 +24,9 @@ log = logging.getLogger("devhost")
 class InvocationContext(func.Context):
     """What a function gets as `context`: invocation id and function name (no tracing, no retries)."""
 
-    def __init__(self, function: HttpFunction, directory: str) -> None:
+    def __init__(self, function_name: str, directory: str) -> None:
         self._invocation_id = str(uuid.uuid4())
-        self._function_name = function.name
+        self._function_name = function_name
         self._directory = directory
         self._local = threading.local()
         self._local.invocation_id = self._invocation_id
@@ -122,11 +124,20 @@ def build_response(function: HttpFunction, result: Any) -> web.Response:
     return web.Response(status=int(result.status_code), headers=headers, body=result.get_body())
 
 
+async def _call(
+    user_function: Callable[..., Any], is_async: bool, kwargs: dict[str, Any], executor: Executor
+) -> Any:
+    """Run the user function: `async def` on this loop, plain functions in the thread pool (as the worker)."""
+    if is_async:
+        return await user_function(**kwargs)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(executor, lambda: user_function(**kwargs))
+
+
 async def invoke(
-    function: HttpFunction, request: func.HttpRequest, executor: Executor, directory: str
-) -> tuple[Any, InvocationContext]:
-    """Call the user function (async on this loop, sync in the thread pool) and return its result."""
-    context = InvocationContext(function, directory)
+    function: HttpFunction, request: func.HttpRequest, context: InvocationContext, executor: Executor
+) -> Any:
+    """Call an HTTP function and return its result (or the value set on its output binding)."""
     kwargs: dict[str, Any] = {function.trigger_arg: request}
     output = None
     if function.output_arg != "$return":
@@ -134,11 +145,16 @@ async def invoke(
         kwargs[function.output_arg] = output
     if function.context_arg:
         kwargs[function.context_arg] = context
-    if function.is_async:
-        result = await function.user_function(**kwargs)
-    else:
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(executor, lambda: function.user_function(**kwargs))
+    result = await _call(function.user_function, function.is_async, kwargs, executor)
     if output is not None:
         result = output.get()
-    return result, context
+    return result
+
+
+async def invoke_timer(function: TimerFunction, context: InvocationContext, executor: Executor) -> None:
+    """Call a timer function once. `past_due` is False: the dev host keeps no schedule state to find missed
+    runs, and its schedule status is empty, as the host's is when schedule monitoring is off."""
+    kwargs: dict[str, Any] = {function.trigger_arg: TimerRequest(past_due=False)}
+    if function.context_arg:
+        kwargs[function.context_arg] = context
+    await _call(function.user_function, function.is_async, kwargs, executor)

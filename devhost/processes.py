@@ -43,6 +43,15 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def next_free_port(after: int, host: str = "127.0.0.1", avoid: Sequence[int] = ()) -> int:
+    """The first port above `after` that nothing listens on (to suggest in a message); a random free one
+    if the next hundred are all taken."""
+    for port in range(after + 1, min(after + 101, 65536)):
+        if port not in avoid and not port_in_use(port, host):
+            return port
+    return free_port()
+
+
 @dataclass
 class ManagedProcess:
     """A child process with its output in a log file, stopped by PID."""

@@ -17,12 +17,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from types import FrameType
 
+from devhost.command_line import program_name
 from devhost.processes import (
     PROJECT_ROOT,
     ManagedProcess,
     StartupError,
     azurite_argv,
     free_port,
+    next_free_port,
     port_in_use,
     port_owner,
     python_module_argv,
@@ -35,6 +37,21 @@ SYSTEM_EVENTS = "connect,connected,disconnected"
 
 class PortTakenError(StartupError):
     """A port the stack needs is already in use; the message names the port, its role and its owner."""
+
+    def __init__(self, message: str, *, flag: str, alternative: int) -> None:
+        super().__init__(message)
+        self.flag = flag  # the flag of `python -m devhost.stack` that moves this server
+        self.alternative = alternative  # a port that is free now
+
+
+# (StackPorts field, what listens there, flag of `python -m devhost.stack`)
+PORT_ROLES = (
+    ("function_host", "function host", "--function-port"),
+    ("emulator", "Web PubSub emulator", "--emulator-port"),
+    ("blob", "Azurite blob service", "--blob-port"),
+    ("queue", "Azurite queue service", "--queue-port"),
+    ("table", "Azurite table service", "--table-port"),
+)
 
 
 @dataclass(frozen=True)
@@ -59,13 +76,11 @@ class StackPorts:
 
     def roles(self) -> list[tuple[str, int]]:
         """(what listens there, port) for every port."""
-        return [
-            ("function host", self.function_host),
-            ("Web PubSub emulator", self.emulator),
-            ("Azurite blob service", self.blob),
-            ("Azurite queue service", self.queue),
-            ("Azurite table service", self.table),
-        ]
+        return [(role, getattr(self, name)) for name, role, _ in PORT_ROLES]
+
+    def flags(self) -> list[tuple[str, str, int]]:
+        """(what listens there, the command-line flag that sets it, port) for every port."""
+        return [(role, flag, getattr(self, name)) for name, role, flag in PORT_ROLES]
 
 
 class LocalStack:
@@ -138,11 +153,15 @@ class LocalStack:
 
     def check_ports(self) -> None:
         """Raise PortTakenError naming the first port in use (and its process, when visible)."""
-        for role, port in self.ports.roles():
+        taken = [port for _, port in self.ports.roles()]
+        for role, flag, port in self.ports.flags():
             if port_in_use(port, self.host):
                 owner = port_owner(port)
                 by = f" by {owner}" if owner else ""
-                raise PortTakenError(f"port {port} (for the {role}) is already in use{by}")
+                alternative = next_free_port(port, self.host, avoid=taken)
+                raise PortTakenError(
+                    f"port {port} (for the {role}) is already in use{by}", flag=flag, alternative=alternative
+                )
 
     def _function_host_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -238,6 +257,10 @@ class LocalStack:
             self.function_host.stop()
             raise
 
+    def started_any(self) -> bool:
+        """Whether start() got as far as starting a server (which stop() then stops)."""
+        return any(p is not None for p in (self.azurite, self.emulator, self.function_host))
+
     def exited(self) -> list[ManagedProcess]:
         """The started processes that are no longer running."""
         return [p for p in (self.azurite, self.emulator, self.function_host) if p and not p.running()]
@@ -263,16 +286,11 @@ def _request_stop(signum: int, frame: FrameType | None) -> None:
 def _parser() -> argparse.ArgumentParser:
     defaults = StackPorts()
     parser = argparse.ArgumentParser(
-        prog="python -m devhost.stack",
-        description="Run Azurite, the Web PubSub emulator and the function app together (make start).",
+        prog=program_name("devhost.stack"),
+        description="Run Azurite, the Web PubSub emulator and the function app together (make start; "
+        'pass these flags to it as make start STACK_ARGS="...").',
     )
-    for flag, role, default in (
-        ("--function-port", "function host", defaults.function_host),
-        ("--emulator-port", "Web PubSub emulator", defaults.emulator),
-        ("--blob-port", "Azurite blob service", defaults.blob),
-        ("--queue-port", "Azurite queue service", defaults.queue),
-        ("--table-port", "Azurite table service", defaults.table),
-    ):
+    for role, flag, default in defaults.flags():
         parser.add_argument(flag, type=int, default=default, help=f"port of the {role} (default {default})")
     parser.add_argument("--hub", default="chat", help="the hub the emulator sends to the app (default chat)")
     parser.add_argument(
@@ -294,9 +312,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _relative(path: Path) -> str:
+def _relative(path: Path, resolve: bool = True) -> str:
+    # resolve=False keeps a venv's bin/python (a symlink) as it is, not the interpreter it points to
     try:
-        return str(path.resolve().relative_to(Path.cwd()))
+        return str((path.resolve() if resolve else path.absolute()).relative_to(Path.cwd()))
     except ValueError:
         return str(path)
 
@@ -320,6 +339,48 @@ def _banner(stack: LocalStack) -> str:
     )
 
 
+def _stack_command() -> str:
+    """This program as the user can type it: the venv's interpreter relative to here, when it is below."""
+    return f"{_relative(Path(sys.executable), resolve=False)} -m devhost.stack"
+
+
+def port_taken_advice(exc: PortTakenError) -> str:
+    """How to get past a taken port, for `make start` and for the command line."""
+    move = f"{exc.flag} {exc.alternative}"
+    command = _stack_command()
+    return (
+        f"Stop that process, or move the server to another port:\n"
+        f'  make start STACK_ARGS="{move}"\n'
+        f"  (or {command} {move}; every flag: {command} --help)"
+    )
+
+
+def _run(stack: LocalStack) -> int:
+    """Start the stack and wait until a server exits on its own (1) or a signal stops it (0)."""
+    try:
+        stack.check_ports()
+        print(f"Starting Azurite, the Web PubSub emulator and the {stack.function_host_kind} ...", flush=True)
+        stack.start()
+        print(_banner(stack), flush=True)
+        while not (dead := stack.exited()):
+            time.sleep(0.5)
+        for process in dead:
+            print(
+                f"\n{process.name} exited unexpectedly; the end of its log:\n{process.log_tail()}",
+                file=sys.stderr,
+            )
+        return 1
+    except PortTakenError as exc:
+        print(f"Cannot start: {exc}.\n{port_taken_advice(exc)}", file=sys.stderr)
+        return 1
+    except StartupError as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr)
+        return 1
+    except StopRequested:
+        print("\nStopping ...", flush=True)
+        return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Start the stack, report where everything is, and run until Ctrl-C (or a server exits)."""
     args = _parser().parse_args(argv)
@@ -336,33 +397,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _request_stop)
     signal.signal(signal.SIGTERM, _request_stop)
     try:
-        stack.check_ports()
-        print(f"Starting Azurite, the Web PubSub emulator and the {stack.function_host_kind} ...", flush=True)
-        stack.start()
-        print(_banner(stack), flush=True)
-        while not (dead := stack.exited()):
-            time.sleep(0.5)
-        for process in dead:
-            print(
-                f"\n{process.name} exited unexpectedly; the end of its log:\n{process.log_tail()}",
-                file=sys.stderr,
-            )
-        return 1
-    except PortTakenError as exc:
-        print(f"Cannot start: {exc}.\nStop that process, or pick other ports (see --help).", file=sys.stderr)
-        return 1
-    except StartupError as exc:
-        print(f"Cannot start: {exc}", file=sys.stderr)
-        return 1
-    except StopRequested:
-        print("\nStopping ...", flush=True)
-        return 0
+        return _run(stack)
     finally:
         # A second Ctrl-C must not interrupt the clean-up half way.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stack.stop()
-        print("Stopped.", flush=True)
+        if stack.started_any():
+            stack.stop()
+            print("Stopped.", flush=True)
 
 
 if __name__ == "__main__":

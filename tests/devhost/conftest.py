@@ -6,7 +6,8 @@ import http.client
 import json
 import os
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from devhost.processes import (
-    PROJECT_ROOT,
-    ManagedProcess,
-    free_port,
-    python_module_argv,
-    table_connection_string,
-)
+from devhost.processes import PROJECT_ROOT, ManagedProcess, free_port, python_module_argv
+from tests.constants import HUB, table_connection_string, web_pubsub_connection_string
 
 APPS_DIR = Path(__file__).resolve().parent / "apps"
+RUN_BODY = b'{"input": ""}'  # what Core Tools' docs send to run a non-HTTP function
 
 
 @dataclass(frozen=True)
@@ -72,6 +69,40 @@ class DevHost:
 
     def log(self) -> str:
         return self.process.log_path.read_text(errors="replace")
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        time.sleep(0.05)
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The runs a fixture timer app recorded (one JSON object per line), oldest first."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+@dataclass(frozen=True)
+class TimerApp:
+    """The `timers` fixture app served by a dev host, and the file its functions record their runs in."""
+
+    host: DevHost
+    record_path: Path
+
+    def records(self, function: str, event: str = "start") -> list[dict[str, Any]]:
+        return [
+            r for r in read_records(self.record_path) if r["function"] == function and r["event"] == event
+        ]
+
+    def run(
+        self, name: str, body: bytes = b'{"input": ""}', content_type: str = "application/json"
+    ) -> Answer:
+        """POST /admin/functions/<name>, as Core Tools' docs show it."""
+        return self.host.call("POST", f"/admin/functions/{name}", [("Content-Type", content_type)], body)
 
 
 def start_devhost(app_dir: Path, log_path: Path, env: Mapping[str, str] | None = None) -> DevHost:
@@ -135,12 +166,27 @@ def project_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevHost]:
     """The real app with settings in the environment; the page needs neither storage nor the service."""
     unused = free_port()  # nothing listens here: serving the page must not call a dependency
     env = {
-        "WebPubSubConnectionString": f"Endpoint=http://127.0.0.1:{unused};AccessKey="
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH;Version=1.0;",
+        "WebPubSubConnectionString": web_pubsub_connection_string(f"http://127.0.0.1:{unused}"),
         "AzureWebJobsStorage": table_connection_string(unused),
-        "WebPubSubHub": "chat",
+        "WebPubSubHub": HUB,
         "NegotiateAllowQueryUserId": "true",
     }
     host = start_devhost(PROJECT_ROOT, tmp_path_factory.mktemp("project") / "devhost.log", env=env)
     yield host
+    host.process.stop()
+
+
+@pytest.fixture(scope="module")
+def timers_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TimerApp]:
+    """The `timers` fixture app; its ticker's schedule comes from local.settings.json as %Setting%."""
+    app_dir = tmp_path_factory.mktemp("timers") / "app"
+    shutil.copytree(APPS_DIR / "timers", app_dir, ignore=shutil.ignore_patterns("__pycache__"))
+    (app_dir / "local.settings.json").write_text(
+        json.dumps({"Values": {"DEVHOST_FIXTURE_TICKER_SCHEDULE": "* * * * * *"}})
+    )
+    record_path = app_dir.parent / "runs.jsonl"
+    host = start_devhost(
+        app_dir, app_dir.parent / "devhost.log", env={"DEVHOST_TIMER_RECORD": str(record_path)}
+    )
+    yield TimerApp(host, record_path)
     host.process.stop()

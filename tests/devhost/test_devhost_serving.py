@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.devhost.conftest import wait_until
 
 if TYPE_CHECKING:
     from tests.devhost.conftest import DevHost
@@ -15,9 +20,11 @@ def test_function_urls_are_listed_like_core_tools(basic_app: DevHost) -> None:
     assert f"\trenamed: http://localhost:{port}/api/anything\n" in basic_app.log()
 
 
-def test_non_http_functions_are_listed_as_not_served(basic_app: DevHost) -> None:
-    assert "hourly" in basic_app.log()
-    assert "not served" in basic_app.log()
+def test_functions_with_other_triggers_are_listed_as_not_run(basic_app: DevHost) -> None:
+    assert (
+        "\tfrom_queue (queueTrigger trigger): not run (the dev host runs HTTP and timer triggers only)\n"
+        in (basic_app.log())
+    )
 
 
 def test_startup_output_says_auth_levels_are_not_enforced(basic_app: DevHost) -> None:
@@ -225,3 +232,32 @@ def test_local_settings_never_override_the_environment(basic_app: DevHost) -> No
 
 def test_local_settings_numbers_become_text(basic_app: DevHost) -> None:
     assert basic_app.call("GET", "/api/settings").json()["DEVHOST_FIXTURE_NUMBER"] == "42"
+
+
+def logged_line(host: DevHost, marker: str) -> str:
+    """The log line of the request whose query string carries `marker`."""
+    wait_until(lambda: marker in host.log(), f"the log line of {marker}")
+    return next(line for line in host.log().splitlines() if marker in line)
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [(200, "INFO devhost: Executed 'Functions.respond' (Succeeded,"),
+     (403, "INFO devhost: Executed 'Functions.respond' (Client error,"),
+     (503, "WARNING devhost: Executed 'Functions.respond' (Server error,")],
+)  # fmt: skip
+def test_log_line_outcome_matches_the_status_answered(basic_app: DevHost, status: int, outcome: str) -> None:
+    marker = f"outcome-{status}"
+    basic_app.call("POST", f"/api/respond?case={marker}", body=json.dumps({"status": status}).encode())
+    line = logged_line(basic_app, marker)
+    assert outcome in line
+    assert line.endswith(f"POST /api/respond?case={marker} -> {status}")
+
+
+def test_log_line_of_a_function_that_raised_says_failed_with_id_and_duration(basic_app: DevHost) -> None:
+    basic_app.call("GET", "/api/boom?case=failed-line")
+    line = logged_line(basic_app, "failed-line")
+    assert re.search(
+        r"ERROR devhost: Executed 'Functions\.boom' \(Failed, Id=[0-9a-f-]{36}, Duration=\d+ms\)", line
+    )
+    assert line.endswith("GET /api/boom?case=failed-line -> 500")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -89,17 +90,60 @@ def stack_cli(ports: StackPorts, log_dir: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def test_cli_refuses_a_taken_port_naming_it_and_its_process(tmp_path: Path) -> None:
-    ports = StackPorts.free()
+def start_cli(ports: StackPorts, log_dir: Path, output: Path) -> subprocess.Popen[bytes]:
+    """`python -m devhost.stack` in the background, once it has printed that everything is up."""
+    with output.open("wb") as sink:
+        cli = subprocess.Popen(stack_cli(ports, log_dir), stdout=sink, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while "Ctrl-C stops all three." not in output.read_text():
+        if cli.poll() is not None or time.monotonic() > deadline:
+            cli.kill()
+            pytest.fail(f"the stack did not come up:\n{output.read_text()}")
+        time.sleep(0.1)
+    return cli
+
+
+def run_with_taken_port(tmp_path: Path, ports: StackPorts, taken: int) -> subprocess.CompletedProcess[str]:
     with socket.socket() as listener:
-        listener.bind(("127.0.0.1", ports.emulator))
+        listener.bind(("127.0.0.1", taken))
         listener.listen()
-        result = subprocess.run(
+        return subprocess.run(
             stack_cli(ports, tmp_path), capture_output=True, text=True, timeout=60, check=False
         )
+
+
+def test_cli_refuses_a_taken_port_naming_it_and_its_process(tmp_path: Path) -> None:
+    ports = StackPorts.free()
+    result = run_with_taken_port(tmp_path, ports, ports.emulator)
     assert result.returncode == 1
     assert f"port {ports.emulator} (for the Web PubSub emulator) is already in use" in result.stderr
     assert f"pid {os.getpid()}" in result.stderr
+
+
+def test_cli_refusal_shows_how_to_move_that_server_with_make_start_and_by_hand(tmp_path: Path) -> None:
+    ports = StackPorts.free()
+    stderr = run_with_taken_port(tmp_path, ports, ports.emulator).stderr
+    moved = re.search(r'make start STACK_ARGS="--emulator-port (\d+)"', stderr)
+    assert moved is not None, stderr
+    python = Path(sys.executable)  # shown relative to the project folder when the venv is in it
+    shown = python.relative_to(PROJECT_ROOT) if python.is_relative_to(PROJECT_ROOT) else python
+    command = f"{shown} -m devhost.stack"
+    assert f"(or {command} --emulator-port {moved[1]};" in stderr
+    assert f"every flag: {command} --help)" in stderr
+    assert not port_in_use(int(moved[1]))
+
+
+def test_cli_that_started_nothing_does_not_say_stopped(tmp_path: Path) -> None:
+    ports = StackPorts.free()
+    assert "Stopped." not in run_with_taken_port(tmp_path, ports, ports.table).stdout
+
+
+def test_make_start_passes_stack_args_to_the_stack() -> None:
+    dry_run = subprocess.run(
+        ["make", "-n", "start", 'STACK_ARGS=--function-port 7072 --in-memory'],
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert "-m devhost.stack --function-port 7072 --in-memory" in dry_run.stdout
 
 
 def test_cli_refusing_a_taken_port_starts_nothing(tmp_path: Path) -> None:
@@ -115,13 +159,8 @@ def test_cli_refusing_a_taken_port_starts_nothing(tmp_path: Path) -> None:
 def test_cli_stops_everything_on_sigint(tmp_path: Path) -> None:
     ports = StackPorts.free()
     output = tmp_path / "stdout.txt"
-    with output.open("wb") as sink:
-        cli = subprocess.Popen(stack_cli(ports, tmp_path / "logs"), stdout=sink, stderr=subprocess.STDOUT)
+    cli = start_cli(ports, tmp_path / "logs", output)
     try:
-        deadline = time.monotonic() + 60
-        while "Ctrl-C stops all three." not in output.read_text() and cli.poll() is None:
-            assert time.monotonic() < deadline, output.read_text()
-            time.sleep(0.1)
         assert f"Chat page: http://localhost:{ports.function_host}/api/index" in output.read_text()
         cli.send_signal(signal.SIGINT)
         assert cli.wait(timeout=30) == 0
@@ -129,6 +168,24 @@ def test_cli_stops_everything_on_sigint(tmp_path: Path) -> None:
         if cli.poll() is None:
             cli.kill()
     assert [port for _, port in ports.roles() if port_in_use(port)] == []
+    assert output.read_text().endswith("Stopped.\n")
+
+
+def test_cli_stop_reports_no_sdk_client_the_app_left_open(tmp_path: Path) -> None:
+    ports = StackPorts.free()
+    output = tmp_path / "stdout.txt"
+    cli = start_cli(ports, tmp_path / "logs", output)
+    try:
+        base = f"http://127.0.0.1:{ports.function_host}/api"
+        # Both of the app's async SDK clients (Table storage, Web PubSub) in use, so both hold a session.
+        assert http("GET", f"{base}/negotiate?userId=alice")[0] == 200
+        assert http("GET", f"{base}/messages?userId=alice")[0] == 200
+        cli.send_signal(signal.SIGINT)
+        assert cli.wait(timeout=30) == 0
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert "Unclosed" not in (tmp_path / "logs" / "function-host.log").read_text()
 
 
 def test_failed_start_names_the_server_shows_its_log_and_stops_the_others(tmp_path: Path) -> None:

@@ -119,6 +119,6 @@ def any_method(req: func.HttpRequest) -> func.HttpResponse:
     return _describe(req, "anything")
 
 
-@app.timer_trigger(schedule="0 0 * * * *", arg_name="timer")
-def hourly(timer: func.TimerRequest) -> None:
+@app.queue_trigger(arg_name="message", queue_name="work", connection="AzureWebJobsStorage")
+def from_queue(message: func.QueueMessage) -> None:
     pass
