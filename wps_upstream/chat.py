@@ -32,14 +32,19 @@ class ChatMessage:
         }
 
 
+UserState = Literal["online", "offline", "unchanged"]
+
+
 @dataclass(frozen=True, slots=True)
 class PresenceNotice:
-    """A connection of a user came or went."""
+    """A connection of a user came or went; `user` says what that did to the user: came online (first
+    connection), went offline (last connection gone) or unchanged."""
 
     event: Literal["connected", "disconnected"]
     user_id: str
     connection_id: str
     time: str
+    user: UserState
     reason: str | None = None
     user_name: str | None = None
 
@@ -48,7 +53,7 @@ class PresenceNotice:
         notice: dict[str, Any] = {"type": "presence", "event": self.event, "userId": self.user_id}
         if self.user_name is not None:
             notice["userName"] = self.user_name
-        notice |= {"connectionId": self.connection_id, "time": self.time}
+        notice |= {"connectionId": self.connection_id, "time": self.time, "user": self.user}
         if self.reason is not None:
             notice["reason"] = self.reason
         return notice

@@ -69,32 +69,36 @@ async def on_connect(event: ConnectEvent, services: Services) -> EventResponse:
 
 
 async def on_connected(event: ConnectedEvent, services: Services) -> EventResponse:
-    """Record presence (failure -> 5xx so the service retries), then tell everyone (best effort)."""
+    """Record presence (failure -> 5xx so the service retries), then tell everyone (best effort).
+
+    A `connected` that arrives after its connection's `disconnected` records nothing and says nothing.
+    """
     context = event.context
-    notice = PresenceNotice(
-        "connected", context.user_id or "", context.connection_id, event_time(context.time)
-    )
-    await services.presence.connected(
+    user_id, time = context.user_id or "", event_time(context.time)
+    user = await services.presence.connected(
         hub=services.settings.hub,
-        connection_id=notice.connection_id,
-        user_id=notice.user_id,
-        time=notice.time,
+        connection_id=context.connection_id,
+        user_id=user_id,
+        time=time,
+        user_name=context.user_name,
     )
-    await services.notifier.broadcast_presence(notice, event_id=context.event_id)
+    if user is not None:
+        notice = PresenceNotice(
+            "connected", user_id, context.connection_id, time, user, user_name=context.user_name
+        )
+        await services.notifier.broadcast_presence(notice, event_id=context.event_id)
     return acknowledged()
 
 
 async def on_disconnected(event: DisconnectedEvent, services: Services) -> EventResponse:
-    """Remove presence (idempotent; failure -> 5xx), then tell everyone (best effort)."""
+    """Mark the connection gone (idempotent; failure -> 5xx), then tell everyone (best effort)."""
     context = event.context
-    await services.presence.disconnected(hub=services.settings.hub, connection_id=context.connection_id)
+    user_id, time = context.user_id or "", event_time(context.time)
+    user = await services.presence.disconnected(
+        hub=services.settings.hub, connection_id=context.connection_id, user_id=user_id, time=time
+    )
     notice = PresenceNotice(
-        "disconnected",
-        context.user_id or "",
-        context.connection_id,
-        event_time(context.time),
-        event.reason,
-        user_name=context.user_name,
+        "disconnected", user_id, context.connection_id, time, user, event.reason, user_name=context.user_name
     )
     await services.notifier.broadcast_presence(notice, event_id=context.event_id)
     return acknowledged()

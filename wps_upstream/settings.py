@@ -185,6 +185,14 @@ def _int(env: Mapping[str, str], name: str, *, default: int, low: int, high: int
     return number
 
 
+PRESENCE_RECONCILE_SCHEDULE = "0 */5 * * * *"
+
+
+def presence_reconcile_schedule(env: Mapping[str, str]) -> str:
+    """The reconciliation timer's NCRONTAB schedule (six fields, seconds first); the host validates it."""
+    return env.get("PresenceReconcileSchedule", "").strip() or PRESENCE_RECONCILE_SCHEDULE
+
+
 def _local_only(env: Mapping[str, str], name: str) -> bool:
     """A development switch: refused when the app runs in Azure (the platform sets WEBSITE_INSTANCE_ID)."""
     enabled = _bool(env, name, default=False)

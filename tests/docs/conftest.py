@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from doc_blocks import Block, read_blocks
-from doc_runner import MakeStartStack, PageRun, PortMap, project_copy
 
 from devhost.processes import PROJECT_ROOT, StartupError
 from devhost.stack import StackPorts
+from tests.docs.doc_blocks import Block, read_blocks
+from tests.docs.doc_runner import MakeStartStack, PageRun, PortMap, project_copy
 
 PAGES = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
 

@@ -34,11 +34,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
-from doc_blocks import RUNNABLE_KINDS, Block, Marker, output_matches
-
 from devhost.processes import PROJECT_ROOT, ManagedProcess, StartupError
 from devhost.stack import StackPorts
 from tests.constants import storage_connection_string
+from tests.docs.doc_blocks import RUNNABLE_KINDS, Block, Marker, output_matches
 
 DOCUMENTED_PORTS = StackPorts()  # 7071, 8080, 10000, 10001, 10002
 _PORT_NUMBER = re.compile(r"(?<![\w.])(" + "|".join(str(p) for p in astuple(DOCUMENTED_PORTS)) + r")(?!\w)")

@@ -7,8 +7,9 @@ Every sh/bash/python block is run or skipped with its stated reason; an unmarked
 from __future__ import annotations
 
 import pytest
-from conftest import DocSession, page_blocks
-from doc_blocks import Block, block_problem, output_block_problems
+
+from tests.docs.conftest import DocSession, page_blocks
+from tests.docs.doc_blocks import Block, block_problem, output_block_problems
 
 BLOCKS = page_blocks()
 TESTED_KINDS = {"run", "server", "stack", "skip", "stack-output"}

@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from doc_blocks import (
+
+from devhost.processes import PROJECT_ROOT
+from devhost.stack import StackPorts
+from tests.docs.doc_blocks import (
     Block,
     MarkerError,
     block_problem,
@@ -14,10 +17,7 @@ from doc_blocks import (
     parse_marker,
     read_blocks,
 )
-from doc_runner import PortMap, make_start_argv
-
-from devhost.processes import PROJECT_ROOT
-from devhost.stack import StackPorts
+from tests.docs.doc_runner import PortMap, make_start_argv
 
 
 def _page(tmp_path: Path, text: str) -> list[Block]:

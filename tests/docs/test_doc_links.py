@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import PAGES
 
 from devhost.processes import PROJECT_ROOT
+from tests.docs.conftest import PAGES
 
 _LINK = re.compile(r"(?<!!)\[[^\]]*\]\((?P<target>[^)\s]+)\)")
 _HEADING = re.compile(r"^#{1,6}\s+(?P<title>.+?)\s*#*\s*$")

@@ -17,6 +17,7 @@ from tests.integration.recorder import RestRecorder
 from wps_upstream.functions.eventhandler import eventhandler
 from wps_upstream.functions.history import list_messages
 from wps_upstream.functions.negotiate import negotiate
+from wps_upstream.functions.presence import presence
 from wps_upstream.services import get_services, reset_services
 
 
@@ -65,8 +66,17 @@ class FunctionApp:
         return list(json.loads(response.get_body())["messages"])
 
     async def online(self) -> list[tuple[str, str]]:
+        """(connection id, user id) of every live connection recorded."""
         services = await get_services()
-        return await services.presence.online(hub=services.settings.hub)
+        return sorted(
+            (c.connection_id, c.user_id)
+            for c in await services.presence.connections(hub=services.settings.hub)
+        )
+
+    async def presence(self, user: str | None = "reader") -> func.HttpResponse:
+        params = {"userId": user} if user is not None else {}
+        request = func.HttpRequest("GET", "http://localhost:7071/api/presence", params=params, body=b"")
+        return await presence(request)
 
 
 @pytest.fixture

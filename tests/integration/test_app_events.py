@@ -58,9 +58,10 @@ async def test_new_user_sequence_connect_connected_message_disconnected(app: Fun
         "userId": "u1",
         "connectionId": conn,
         "time": "2026-11-29T06:07:08.000Z",
+        "user": "online",
     }
     assert sent[1] == history[0]
-    assert sent[2]["reason"] == "client closed"
+    assert (sent[2]["reason"], sent[2]["user"]) == ("client closed", "offline")
 
 
 async def test_broadcasts_go_to_all_as_json(app: FunctionApp) -> None:
@@ -249,3 +250,71 @@ async def test_missing_setting_fails_the_request_naming_it(
     response = await app.event(load("preflight"))
     assert response.status_code == 500
     assert b"WebPubSubConnectionString" in response.get_body()
+
+
+# --- presence across devices and events out of order ------------------------------------------------------
+
+
+def presence_sends(app: FunctionApp) -> list[tuple[str, str, str]]:
+    return [(c.json()["event"], c.json()["connectionId"], c.json()["user"]) for c in app.recorder.sends()]
+
+
+async def test_two_tabs_of_one_user_are_one_online_user(app: FunctionApp) -> None:
+    tab1, tab2 = connection(), connection()
+    await app.event(load("connected").for_connection(tab1))
+    await app.event(load("connected").for_connection(tab2))
+    await app.event(load("disconnected").for_connection(tab1))
+    listed = body_json(await app.presence())
+    assert [(user["userId"], user["connections"]) for user in listed["users"]] == [("u1", 1)]  # type: ignore[index]
+    await app.event(load("disconnected").for_connection(tab2))
+    assert presence_sends(app) == [
+        ("connected", tab1, "online"),
+        ("connected", tab2, "unchanged"),
+        ("disconnected", tab1, "unchanged"),
+        ("disconnected", tab2, "offline"),
+    ]
+    assert body_json(await app.presence())["users"] == []
+
+
+async def test_a_connected_after_its_disconnected_leaves_no_ghost_and_says_nothing(app: FunctionApp) -> None:
+    conn = connection()
+    assert (await app.event(load("disconnected").for_connection(conn))).status_code == 200
+    assert (await app.event(load("connected").for_connection(conn))).status_code == 200
+    assert await app.online() == []
+    assert presence_sends(app) == [("disconnected", conn, "offline")]
+
+
+async def test_presence_lists_users_with_the_time_they_came_online(app: FunctionApp) -> None:
+    await app.event(load("connected").for_connection(connection()))
+    listed = body_json(await app.presence())
+    assert listed["users"] == [{"userId": "u1", "connections": 1, "since": "2026-11-29T06:07:08.000Z"}]
+    assert str(listed["asOf"]).endswith("Z")
+
+
+async def test_presence_needs_a_user_like_history(app: FunctionApp) -> None:
+    response = await app.presence(user=None)
+    assert response.status_code == 401
+    assert b"userId" in response.get_body()
+
+
+async def test_display_names_travel_from_connect_to_presence_and_messages(app: FunctionApp) -> None:
+    conn = connection()
+    connect = await app.event(
+        load("connect").for_connection(conn).with_body(b'{"query":{"userName":["Ann Example"]}}')
+    )
+    state = connect.headers["ce-connectionState"]
+    assert json.loads(base64.b64decode(state)) == {"userName": "Ann Example"}
+    await app.event(load("connected").for_connection(conn).with_headers(ce_connectionState=state))
+    await app.event(load("message-text").for_connection(conn).with_headers(ce_connectionState=state))
+    sent = [call.json() for call in app.recorder.sends()]
+    assert [item.get("userName") for item in sent] == ["Ann Example", "Ann Example"]
+    assert (await app.history())[0]["userName"] == "Ann Example"
+    assert body_json(await app.presence())["users"][0]["userName"] == "Ann Example"  # type: ignore[index]
+
+
+async def test_a_display_name_breaking_the_rules_is_not_kept(app: FunctionApp) -> None:
+    connect = await app.event(
+        load("connect").for_connection(connection()).with_body(b'{"query":{"userName":["ann\\u202e"]}}')
+    )
+    assert connect.status_code == 200
+    assert "ce-connectionState" not in connect.headers

@@ -58,13 +58,6 @@ async def store(connection_string: str, table_name: str, partitions: int) -> Asy
         yield opened
 
 
-@pytest.fixture
-async def presence(connection_string: str) -> AsyncIterator[PresenceStore]:
-    name = unique_table("presence")
-    async with PresenceStore.from_connection_string(connection_string, table_name=name) as opened:
-        yield opened
-
-
 async def append(
     store: MessageStore,
     *,
@@ -320,45 +313,6 @@ async def test_every_message_shares_a_partition_with_its_claim(
 def test_partitions_outside_one_to_64_are_refused() -> None:
     with pytest.raises(ValueError, match="partitions"):
         MessageStore.from_connection_string("UseDevelopmentStorage=true", partitions=0)
-
-
-# --- presence -------------------------------------------------------------------------------------------
-
-
-async def test_connected_user_is_online(presence: PresenceStore) -> None:
-    await presence.connected(hub=HUB, connection_id="c1", user_id="alice", time="2026-11-29T06:07:08.123Z")
-    assert await presence.online(hub=HUB) == [("c1", "alice")]
-
-
-async def test_repeated_connected_event_keeps_one_row(presence: PresenceStore) -> None:
-    for _ in range(2):
-        await presence.connected(hub=HUB, connection_id="c1", user_id="alice", time="t")
-    assert await presence.online(hub=HUB) == [("c1", "alice")]
-
-
-async def test_disconnected_user_is_offline(presence: PresenceStore) -> None:
-    await presence.connected(hub=HUB, connection_id="c1", user_id="alice", time="t")
-    await presence.connected(hub=HUB, connection_id="c2", user_id="bob", time="t")
-    await presence.disconnected(hub=HUB, connection_id="c1")
-    assert await presence.online(hub=HUB) == [("c2", "bob")]
-
-
-async def test_disconnecting_an_unknown_connection_is_fine(presence: PresenceStore) -> None:
-    await presence.disconnected(hub=HUB, connection_id="never-seen")
-    assert await presence.online(hub=HUB) == []
-
-
-async def test_connection_id_with_key_forbidden_characters_is_recorded(presence: PresenceStore) -> None:
-    awkward = "a/b\\c#d?e%f\x01"
-    await presence.connected(hub=HUB, connection_id=awkward, user_id="alice", time="t")
-    assert await presence.online(hub=HUB) == [(awkward, "alice")]
-    await presence.disconnected(hub=HUB, connection_id=awkward)
-    assert await presence.online(hub=HUB) == []
-
-
-async def test_presence_is_per_hub(presence: PresenceStore) -> None:
-    await presence.connected(hub="other", connection_id="c1", user_id="alice", time="t")
-    assert await presence.online(hub=HUB) == []
 
 
 # --- configuration and failures -------------------------------------------------------------------------

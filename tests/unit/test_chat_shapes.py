@@ -40,8 +40,8 @@ def test_payload_keeps_the_bytes_exactly_as_received() -> None:
 
 
 def test_presence_notice_has_a_reason_only_when_given() -> None:
-    assert "reason" not in PresenceNotice("disconnected", "u1", "c1", "t").to_json()
-    assert PresenceNotice("disconnected", "u1", "c1", "t", "bye").to_json()["reason"] == "bye"
+    assert "reason" not in PresenceNotice("disconnected", "u1", "c1", "t", "offline").to_json()
+    assert PresenceNotice("disconnected", "u1", "c1", "t", "offline", "bye").to_json()["reason"] == "bye"
 
 
 def test_iso_time_has_milliseconds_and_z() -> None:

@@ -1,4 +1,4 @@
-"""The routes, methods and auth levels the hub configuration and the clients rely on."""
+"""The functions, routes, methods and auth levels the hub configuration and the clients rely on."""
 
 from __future__ import annotations
 
@@ -15,18 +15,26 @@ PROJECT = Path(function_app.__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
-def routes() -> dict[str, tuple[str, set[str], str]]:
+def functions() -> dict[str, dict[str, object]]:
     # get_functions() may be called only once per FunctionApp (it caches its bindings).
+    return {
+        function.get_function_name(): function.get_trigger().get_dict_repr()
+        for function in function_app.app.get_functions()
+    }
+
+
+@pytest.fixture(scope="module")
+def routes(functions: dict[str, dict[str, object]]) -> dict[str, tuple[str, set[str], str]]:
     table = {}
-    for function in function_app.app.get_functions():
-        trigger = function.get_trigger()
-        methods = {str(getattr(method, "value", method)) for method in trigger.methods or []}
-        table[trigger.route] = (function.get_function_name(), methods, str(trigger.auth_level.name))
+    for name, trigger in functions.items():
+        if trigger["type"] == "httpTrigger":
+            methods = {str(method) for method in trigger.get("methods") or []}
+            table[str(trigger["route"])] = (name, methods, str(trigger["authLevel"]))
     return table
 
 
 def test_the_app_serves_exactly_the_contract_routes(routes: dict[str, tuple[str, set[str], str]]) -> None:
-    assert set(routes) == {"eventhandler", "negotiate", "messages", "index"}
+    assert set(routes) == {"eventhandler", "negotiate", "messages", "presence", "index"}
 
 
 def test_eventhandler_takes_options_and_post_with_a_function_key(
@@ -35,7 +43,7 @@ def test_eventhandler_takes_options_and_post_with_a_function_key(
     assert routes["eventhandler"][1:] == ({"OPTIONS", "POST"}, "FUNCTION")
 
 
-@pytest.mark.parametrize("route", ["negotiate", "messages", "index"])
+@pytest.mark.parametrize("route", ["negotiate", "messages", "presence", "index"])
 def test_user_facing_routes_are_anonymous_get(
     route: str, routes: dict[str, tuple[str, set[str], str]]
 ) -> None:
@@ -43,7 +51,35 @@ def test_user_facing_routes_are_anonymous_get(
 
 
 def test_function_names_match_routes(routes: dict[str, tuple[str, set[str], str]]) -> None:
-    assert {name for name, _, _ in routes.values()} == {"eventhandler", "negotiate", "messages", "index"}
+    assert {name for name, _, _ in routes.values()} == set(routes)
+
+
+def test_presence_is_reconciled_by_a_timer_every_five_minutes_by_default(
+    functions: dict[str, dict[str, object]],
+) -> None:
+    trigger = functions["reconcile_presence"]
+    assert (trigger["type"], trigger["schedule"], trigger["runOnStartup"]) == (
+        "timerTrigger",
+        "0 */5 * * * *",
+        False,
+    )
+
+
+def test_the_reconciliation_schedule_is_a_setting(tmp_path: Path) -> None:
+    script = (
+        "import function_app; print([f.get_trigger().get_dict_repr()['schedule'] "
+        "for f in function_app.app.get_functions() if f.get_function_name() == 'reconcile_presence'])"
+    )
+    listed = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PresenceReconcileSchedule": "30 * * * * *"},
+    )
+    assert listed.stdout.strip() == "['30 * * * * *']"
 
 
 def test_a_missing_chat_page_asset_does_not_stop_the_other_functions_from_indexing(tmp_path: Path) -> None:
@@ -57,4 +93,7 @@ def test_a_missing_chat_page_asset_does_not_stop_the_other_functions_from_indexi
     listed = subprocess.run(
         [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True, timeout=60
     )
-    assert listed.stdout.strip() == "['eventhandler', 'index', 'messages', 'negotiate']"
+    assert (
+        listed.stdout.strip()
+        == "['eventhandler', 'index', 'messages', 'negotiate', 'presence', 'reconcile_presence']"
+    )

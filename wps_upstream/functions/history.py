@@ -1,4 +1,5 @@
-"""GET /api/messages: chat history, newest first, paged with ?limit= and an opaque ?before= cursor."""
+"""GET /api/messages: chat history, newest first, paged with ?limit= and an opaque ?before= cursor; or,
+with ?after=<message id>, the messages stored after that one, oldest first (catch-up after a reconnect)."""
 
 from __future__ import annotations
 
@@ -34,12 +35,21 @@ def page_limit(query: Mapping[str, str]) -> int:
 @blueprint.route(route="messages", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handled(lambda req: "GET messages")
 async def list_messages(req: func.HttpRequest, services: Services) -> func.HttpResponse:
-    """{"messages": [...newest first...], "next": cursor or null}."""
+    """{"messages": [...], "next": ...}: newest first with a `before` cursor as next, or, with ?after=,
+    oldest first with the id to pass as the next `after` (null when caught up)."""
     query = dict(req.params)
     identify_caller(dict(req.headers), query, services.settings)
     limit = page_limit(query)
-    messages, cursor = await services.messages.page(
-        hub=services.settings.hub, limit=limit, before=query.get("before") or None
-    )
-    body = {"messages": [message.to_json() for message in messages], "next": cursor}
+    before, after = query.get("before") or None, query.get("after") or None
+    if before and after:
+        raise BadRequest("Pass before (older pages) or after (catch-up), not both.")
+    if after:
+        messages, following = await services.messages.newer_than(
+            hub=services.settings.hub, message_id=after, limit=limit
+        )
+    else:
+        messages, following = await services.messages.page(
+            hub=services.settings.hub, limit=limit, before=before
+        )
+    body = {"messages": [message.to_json() for message in messages], "next": following}
     return json_response(json_dumps(body), headers={"Cache-Control": "no-store"})

@@ -44,3 +44,13 @@ class RedeliveryMismatch(Conflict):
             "This connection already sent an event with this ce-id and other content; "
             "a redelivery must be the same event. Nothing was stored or sent."
         )
+
+
+class UnknownMessage(BadRequest):
+    """A message id (`after=`) that names no stored message of the hub (400)."""
+
+    def __init__(self, message_id: str, problem: str) -> None:
+        shown = message_id if len(message_id) <= 40 else message_id[:40] + "..."
+        super().__init__(
+            f"after={shown!r} {problem}; pass the id of a message you received (from a broadcast or a page)."
+        )

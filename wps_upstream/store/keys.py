@@ -52,6 +52,16 @@ def message_row_key(received_at: datetime, suffix: str | None = None) -> str:
     return f"{MESSAGE_ROW_PREFIX}{_MAX_TICKS - ticks(received_at):019d}{suffix}"
 
 
+def row_key_ticks(row_key: str) -> int:
+    """The received time of a message row, as ticks (the inverse of message_row_key's time part)."""
+    return _MAX_TICKS - int(row_key[len(MESSAGE_ROW_PREFIX) : len(MESSAGE_ROW_PREFIX) + 19])
+
+
+def ticks_row_key(moment_ticks: int) -> str:
+    """The row key prefix of a time given in ticks: every message received later sorts before it."""
+    return f"{MESSAGE_ROW_PREFIX}{_MAX_TICKS - moment_ticks:019d}"
+
+
 def message_id(row_key: str) -> str:
     """The opaque message id of a message row: its row key without the prefix."""
     return row_key[len(MESSAGE_ROW_PREFIX) :]

@@ -7,6 +7,7 @@ is decided by reading first.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -19,18 +20,21 @@ from wps_upstream.chat import ChatMessage
 from wps_upstream.errors import MessageTooLarge
 from wps_upstream.payload import InvalidPayload, Payload
 from wps_upstream.store.cursors import decode_cursor, encode_cursor
-from wps_upstream.store.errors import CorruptRow, RedeliveryMismatch, StoreUnavailable
+from wps_upstream.store.errors import CorruptRow, RedeliveryMismatch, StoreUnavailable, UnknownMessage
 from wps_upstream.store.keys import (
+    MESSAGE_ROW_KEY,
     MESSAGE_ROW_PREFIX,
     MESSAGE_ROWS_END,
     claim_row_key,
     content_digest,
-    message_id,
     message_partition,
     message_row_key,
     shard_of,
 )
-from wps_upstream.store.pages import RowRef, probe, read_rows, within_budget
+from wps_upstream.store.keys import (
+    message_id as message_id_of,
+)
+from wps_upstream.store.pages import RowRef, band_after, probe, read_rows, within_budget
 from wps_upstream.store.sizes import (
     STRING_UNITS_LIMIT,
     chunk_count,
@@ -146,6 +150,37 @@ class MessageStore(TableStore):
         cursor = encode_cursor(chosen[-1].row_key) if len(refs) > len(chosen) else None
         return self._readable(row for _, row in sorted(rows.items())), cursor
 
+    async def newer_than(
+        self, *, hub: str, message_id: str, limit: int
+    ) -> tuple[list[ChatMessage], str | None]:
+        """Oldest first: the messages stored after the message `message_id` (catch-up after a reconnect).
+
+        Returns (messages, the id to continue after, or None when there is nothing newer). The same
+        limits as `page` hold (`limit` messages, MAX_PAGE_BYTES of payload). UnknownMessage when the id is
+        not one of this hub's stored messages.
+        """
+        if not 1 <= limit <= QUERY_PAGE_LIMIT:
+            raise ValueError(f"limit must be between 1 and {QUERY_PAGE_LIMIT}, not {limit}")
+        row_key = MESSAGE_ROW_PREFIX + message_id
+        if not MESSAGE_ROW_KEY.fullmatch(row_key):
+            raise UnknownMessage(message_id, "is not a message id of this app")
+        partitions = self._partitions_of(hub)
+
+        async def read(table: TableClient) -> tuple[list[RowRef], bool, dict[str, dict[str, Any]]]:
+            if not any(await asyncio.gather(*(_has_row(table, pk, row_key) for pk in partitions))):
+                raise UnknownMessage(message_id, "names no stored message")
+            band = await band_after(table, partitions, row_key, limit)
+            chosen = within_budget(band.refs[::-1], limit)
+            more = len(band.refs) > len(chosen)
+            if band.bounded and not more:
+                more = bool(await probe(table, partitions, MESSAGE_ROW_PREFIX, chosen[-1].row_key, 1))
+            return chosen, more, await read_rows(table, chosen)
+
+        chosen, more, rows = await self._table.run("reading messages", read)
+        next_id = message_id_of(chosen[-1].row_key) if more else None
+        ordered = (rows[ref.row_key] for ref in chosen if ref.row_key in rows)
+        return self._readable(ordered), next_id
+
     def _partitions_of(self, hub: str) -> list[str]:
         return [message_partition(hub, shard) for shard in range(self._partitions)]
 
@@ -162,6 +197,14 @@ class MessageStore(TableStore):
                         "Left stored message %s out of history: %s", corrupt.row_key, corrupt.problem
                     )
         return messages
+
+
+async def _has_row(table: TableClient, partition: str, row_key: str) -> bool:
+    try:
+        await table.get_entity(partition, row_key, select=["RowKey"])
+    except ResourceNotFoundError:
+        return False
+    return True
 
 
 async def _claimed(table: TableClient, partition: str, claim_key: str, digest: str) -> ChatMessage | None:
@@ -228,7 +271,7 @@ async def _create_together(table: TableClient, message: dict[str, Any], claim: d
 
 def _message(row: Mapping[str, Any], payload: Payload) -> ChatMessage:
     return ChatMessage(
-        id=message_id(row["RowKey"]),
+        id=message_id_of(row["RowKey"]),
         user_id=row["userId"],
         connection_id=row["connectionId"],
         time=row["time"],

@@ -11,14 +11,18 @@ import asyncio
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from azure.data.tables.aio import TableClient
 
-from wps_upstream.store.keys import MESSAGE_ROWS_END
+from wps_upstream.store.keys import MESSAGE_ROW_PREFIX, MESSAGE_ROWS_END, row_key_ticks, ticks, ticks_row_key
 
 MAX_PAGE_BYTES = 4 * 1024 * 1024
 """Payload bytes one page of history holds at most (a single larger message still makes a page)."""
+
+SCAN_LIMIT = 1000  # message keys one probe of a time window reads at most
+_WINDOW_STEPS = 64  # halvings of the time window before a catch-up reads its window whole
 
 _IN_RANGE = "PartitionKey eq @pk and RowKey gt @low and RowKey lt @high"
 _BETWEEN = "PartitionKey eq @pk and RowKey ge @first and RowKey le @last"
@@ -87,3 +91,43 @@ async def _read_span(
         _BETWEEN, parameters={"pk": partition, "first": first, "last": last}, results_per_page=count
     )
     return [row async for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    """The message rows just newer than a given row, newest first, and whether newer ones lie beyond."""
+
+    refs: list[RowRef]
+    bounded: bool  # True when a time window cut the band: rows newer than the window may exist
+
+
+async def band_after(table: TableClient, partitions: Sequence[str], row_key: str, limit: int) -> Band:
+    """The rows newer than `row_key` that a catch-up page starts from: at least `limit` of them when they
+    exist, never more than SCAN_LIMIT (so a long backlog is not read whole to find its oldest end).
+
+    Row keys sort newest first, so the rows just after a message are the END of its key range: a time
+    window after the message's time, narrowed by halving until it holds between `limit` and SCAN_LIMIT
+    rows, finds them with bounded reads.
+    """
+    everything = await probe(table, partitions, MESSAGE_ROW_PREFIX, row_key, SCAN_LIMIT + 1)
+    if len(everything) <= SCAN_LIMIT:
+        return Band(everything, bounded=False)
+    start = row_key_ticks(row_key)
+    low, high = 0, ticks(_utc_now()) - start + 1  # window lengths known too small / too large
+    for _ in range(_WINDOW_STEPS):
+        if high - low <= 1:
+            break
+        middle = (low + high) // 2
+        refs = await probe(table, partitions, ticks_row_key(start + middle), row_key, SCAN_LIMIT + 1)
+        if len(refs) > SCAN_LIMIT:
+            high = middle
+        elif len(refs) >= limit:
+            return Band(refs, bounded=True)
+        else:
+            low = middle
+    # More than SCAN_LIMIT messages inside one narrowest window: read that window whole.
+    return Band(await probe(table, partitions, ticks_row_key(start + high), row_key, 10**9), bounded=True)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
