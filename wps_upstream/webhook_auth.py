@@ -34,7 +34,10 @@ def verify_signature(header: str | None, connection_id: str, access_key: str) ->
     """True if any `sha256=<hex>` entry of ce-signature matches (case-insensitive, constant time)."""
     if not header:
         return False
-    expected = expected_signature(access_key, connection_id).encode("ascii")
+    try:
+        expected = expected_signature(access_key, connection_id).encode("ascii")
+    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 text the service could have signed
+        return False
     matched = False
     for entry in _LIST_SEPARATORS.split(header):
         scheme, sep, digest = entry.partition("=")

@@ -227,3 +227,7 @@ def test_no_content_and_acknowledged() -> None:
 )
 def test_subprotocol_is_the_first_offered_json_one(offered: list[str], chosen: str | None) -> None:
     assert choose_subprotocol(offered) == chosen
+
+
+def test_a_connection_id_no_service_could_sign_does_not_match() -> None:
+    assert not verify_signature("sha256=00", "\ud800", DEFAULT_KEY)
