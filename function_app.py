@@ -6,7 +6,7 @@ from wps_upstream.functions import eventhandler, history, negotiate, web
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-app.register_functions(eventhandler.blueprint)  # OPTIONS, POST /api/eventhandler  (function key)
+app.register_functions(eventhandler.blueprint)  # OPTIONS, POST /api/eventhandler  (anonymous; own auth)
 app.register_functions(negotiate.blueprint)  # GET /api/negotiate                  (anonymous; own user check)
 app.register_functions(history.blueprint)  # GET /api/messages                    (anonymous; own user check)
 app.register_functions(web.blueprint)  # GET /api/index                             (anonymous; the chat page)

@@ -31,7 +31,8 @@ def http(route: str, methods: set[str], auth_level: str) -> Trigger:
 #   "presence": http("presence", {"GET"}, "ANONYMOUS"),
 #   "reconcile_presence": Trigger("timerTrigger", schedule="<the decorator's schedule>"),
 EXPECTED: dict[str, Trigger] = {
-    "eventhandler": http("eventhandler", {"OPTIONS", "POST"}, "FUNCTION"),
+    # Anonymous: the app authenticates every event itself (Entra token and/or signature); no ?code=.
+    "eventhandler": http("eventhandler", {"OPTIONS", "POST"}, "ANONYMOUS"),
     "negotiate": http("negotiate", {"GET"}, "ANONYMOUS"),
     "messages": http("messages", {"GET"}, "ANONYMOUS"),
     "index": http("index", {"GET"}, "ANONYMOUS"),
