@@ -3,6 +3,9 @@
 import azure.functions as func
 
 from wps_upstream.functions import eventhandler, history, negotiate, web
+from wps_upstream.telemetry import configure_telemetry
+
+configure_telemetry()  # only with APPLICATIONINSIGHTS_CONNECTION_STRING, and only where the worker does not
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
