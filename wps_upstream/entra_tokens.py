@@ -8,7 +8,7 @@ configured tenant (its v1 or v2 issuer), for `WebPubSubUpstreamAudience`, within
 The keys come from the tenant's OpenID metadata (`jwks_uri`), fetched on first use and kept for this
 process. A token naming an unknown key id (`kid`) fetches them again, at most once per
 `REFRESH_INTERVAL_S`, so a flood of made-up key ids cannot make the app hammer the metadata endpoint.
-Imported only when upstream auth is configured (PyJWT and cryptography are not loaded otherwise).
+This module is imported only when upstream auth is configured.
 """
 
 from __future__ import annotations

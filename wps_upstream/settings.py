@@ -54,7 +54,8 @@ class WebPubSubConnection:
         return (urlsplit(self.endpoint).hostname or "").lower()
 
     def __repr__(self) -> str:  # keep the key out of logs and tracebacks
-        return f"WebPubSubConnection(endpoint={self.endpoint!r}, access_key='***')"
+        key = "None" if self.access_key is None else "'***'"
+        return f"WebPubSubConnection(endpoint={self.endpoint!r}, access_key={key})"
 
 
 @dataclass(frozen=True)

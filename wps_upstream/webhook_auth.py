@@ -75,7 +75,7 @@ class WebhookAuth:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> WebhookAuth:
-        """The webhook's auth; the Entra token check (PyJWT, cryptography) is loaded only when configured."""
+        """The webhook's auth; the Entra token check (entra_tokens) is imported only when configured."""
         tokens = None
         if settings.upstream_auth is not None:
             from wps_upstream.entra_tokens import EntraTokenVerifier
