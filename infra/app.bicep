@@ -228,6 +228,12 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           value: 'Authorization=AAD'
         }
         {
+          // The Python worker sends the app's logs and Azure SDK calls with OpenTelemetry, under each
+          // invocation (host.json telemetryMode OpenTelemetry; azure-monitor-opentelemetry in requirements.txt).
+          name: 'PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY'
+          value: 'true'
+        }
+        {
           name: 'WebPubSubEndpoint'
           value: 'https://${webPubSub.properties.hostName}'
         }

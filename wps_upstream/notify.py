@@ -12,23 +12,40 @@ from typing import Any
 from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient
 
 from wps_upstream.chat import ChatMessage, PresenceNotice
+from wps_upstream.credentials import Identity
+from wps_upstream.errors import ConfigurationError
 from wps_upstream.settings import PresenceBroadcast, Settings
 
 logger = logging.getLogger(__name__)
 
 
-def create_service_client(settings: Settings) -> WebPubSubServiceClient:
+def create_service_client(settings: Settings, identity: Identity | None = None) -> WebPubSubServiceClient:
     """The service client, with explicit timeouts and a small retry budget.
 
-    The SDK defaults (300 s timeouts, 10 retries) would let a hung service hold a function for minutes.
+    With a connection string the SDK signs REST calls and client tokens with the access key; keyless
+    (`WebPubSubEndpoint`), `identity`'s Entra tokens authenticate REST calls, and client tokens come from
+    the service's `:generateToken`. The SDK defaults (300 s timeouts, 10 retries) would let a hung service
+    hold a function for minutes.
     """
-    return WebPubSubServiceClient.from_connection_string(
-        settings.web_pubsub.connection_string,
+    options = {
+        "connection_timeout": settings.dependency_timeout_s,
+        "read_timeout": settings.dependency_timeout_s,
+        "retry_total": settings.dependency_retries,
+        "retry_backoff_factor": 0.2,
+    }
+    connection = settings.web_pubsub
+    if connection.connection_string is not None:
+        return WebPubSubServiceClient.from_connection_string(
+            connection.connection_string, hub=settings.hub, **options
+        )
+    if identity is None:
+        raise ConfigurationError("WebPubSubEndpoint is set, but the app has no identity to reach it with.")
+    return WebPubSubServiceClient(
+        connection.endpoint,
         hub=settings.hub,
-        connection_timeout=settings.dependency_timeout_s,
-        read_timeout=settings.dependency_timeout_s,
-        retry_total=settings.dependency_retries,
-        retry_backoff_factor=0.2,
+        credential=identity.credential,
+        connection_verify=identity.connection_verify,
+        **options,
     )
 
 

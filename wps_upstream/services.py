@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient
 
+from wps_upstream import credentials
+from wps_upstream.credentials import Identities
 from wps_upstream.notify import Notifier, create_service_client
 from wps_upstream.ratelimit import RateLimiter
 from wps_upstream.settings import Settings
 from wps_upstream.store import MessageStore, PresenceStore
+from wps_upstream.store.tables import Table, TableEndpoint
 from wps_upstream.webhook_auth import WebhookAuth
 
 
@@ -30,37 +33,47 @@ class Services:
     notifier: Notifier
     service: WebPubSubServiceClient  # the REST API: broadcasts go through `notifier`, tokens from here
     message_rate: RateLimiter  # per connection, in this instance
+    identities: Identities = field(
+        default_factory=Identities
+    )  # the Entra credentials of keyless connections (none with keys)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         """Create the clients (no network I/O happens here)."""
         timeout, retries = settings.dependency_timeout_s, settings.dependency_retries
-        service = create_service_client(settings)
+        identities = credentials.identities_for(settings)
+        service = create_service_client(settings, identities.web_pubsub)
+        account = table_account(settings, identities)
         return cls(
             settings=settings,
-            webhook_auth=WebhookAuth.of(settings.allowed_origins, settings.web_pubsub.access_key),
-            messages=MessageStore.from_connection_string(
-                settings.storage_connection_string,
-                table_name=settings.messages_table,
-                timeout_s=timeout,
-                retries=retries,
-                partitions=settings.messages_partitions,
+            webhook_auth=WebhookAuth.from_settings(settings),
+            messages=MessageStore(
+                Table(account, settings.messages_table, timeout, retries), settings.messages_partitions
             ),
-            presence=PresenceStore.from_connection_string(
-                settings.storage_connection_string,
-                table_name=settings.presence_table,
-                timeout_s=timeout,
-                retries=retries,
-            ),
+            presence=PresenceStore(Table(account, settings.presence_table, timeout, retries)),
             notifier=Notifier(service, settings.presence_broadcast),
             service=service,
             message_rate=RateLimiter(settings.message_rate_limit, burst=2 * settings.message_rate_limit),
+            identities=identities,
         )
 
     async def close(self) -> None:
         await self.messages.close()
         await self.presence.close()
         await self.service.close()
+        await self.webhook_auth.close()
+        await self.identities.close()
+
+
+def table_account(settings: Settings, identities: Identities) -> str | TableEndpoint:
+    """The storage connection string, or the table endpoint and the identity that reaches it."""
+    storage = settings.storage
+    if storage.connection_string is not None:
+        return storage.connection_string
+    if storage.table_endpoint is None or identities.storage is None:
+        raise ValueError("keyless storage needs a table endpoint and an identity")
+    identity = identities.storage
+    return TableEndpoint(storage.table_endpoint, identity.credential, identity.connection_verify)
 
 
 _current: tuple[asyncio.AbstractEventLoop, Services] | None = None

@@ -2,6 +2,11 @@
 
 `Settings.from_environ` validates everything and raises `ConfigurationError` naming the setting that is
 missing or malformed; it never echoes a secret value.
+
+Each connection comes in two forms: with a key (`WebPubSubConnectionString`, `AzureWebJobsStorage`) or
+keyless, reached with the app's Entra identity (`WebPubSubEndpoint`, `AzureWebJobsStorage__accountName` or
+`__tableServiceUri`). The webhook is authenticated by the access key's signature, by Entra bearer tokens
+(`WebPubSubUpstreamAudience` and the tenant), or by both.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
+from uuid import UUID
 
 from wps_upstream.errors import ConfigurationError
 
@@ -20,15 +26,22 @@ RESERVED_TABLE_NAMES = frozenset({"tables"})  # Azure refuses this name (case-in
 MAX_PARTITIONS = 64  # a history page reads every partition of the hub
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "off", ""})
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+PUBLIC_CLOUD_AUTHORITY = "https://login.microsoftonline.com"
+STORAGE_CONNECTION = "AzureWebJobsStorage"
 
 
 @dataclass(frozen=True)
 class WebPubSubConnection:
-    """The parsed `WebPubSubConnectionString`."""
+    """The service: from `WebPubSubConnectionString` (with its key) or `WebPubSubEndpoint` (keyless)."""
 
     endpoint: str  # scheme://host[:port], no trailing slash; Port= already applied
-    access_key: str
-    connection_string: str  # as configured, for the SDK
+    access_key: str | None  # None: keyless, the app's Entra identity calls the REST API and issues tokens
+    connection_string: str | None  # as configured, for the SDK; None when keyless
+
+    @property
+    def keyless(self) -> bool:
+        return self.access_key is None
 
     @property
     def host(self) -> str:
@@ -41,7 +54,42 @@ class WebPubSubConnection:
         return (urlsplit(self.endpoint).hostname or "").lower()
 
     def __repr__(self) -> str:  # keep the key out of logs and tracebacks
-        return f"WebPubSubConnection(endpoint={self.endpoint!r}, access_key='***')"
+        key = "None" if self.access_key is None else "'***'"
+        return f"WebPubSubConnection(endpoint={self.endpoint!r}, access_key={key})"
+
+
+@dataclass(frozen=True)
+class StorageAccount:
+    """Table storage: a connection string (`AzureWebJobsStorage`), or a table endpoint reached by identity.
+
+    The identity follows Functions' identity-based connections: `AzureWebJobsStorage__credential` =
+    `managedidentity` (with `__clientId` for a user-assigned identity) asks for a managed identity; without
+    it, the app uses its managed identity in Azure and the developer's identity elsewhere.
+    """
+
+    connection_string: str | None
+    table_endpoint: str | None = None
+    managed_identity: bool = False
+    client_id: str | None = None
+
+    def __repr__(self) -> str:  # a connection string may hold the account key
+        shown = "***" if self.connection_string else repr(self.table_endpoint)
+        return f"StorageAccount({shown})"
+
+
+@dataclass(frozen=True)
+class UpstreamAuth:
+    """Entra bearer tokens on the webhook: who may call it (`WebPubSubUpstream*` settings)."""
+
+    audience: str
+    tenant_id: str
+    authority: str  # scheme://host/<tenant>, no trailing slash
+    allowed_callers: frozenset[str]  # object or client ids, lower-cased; empty: any caller of the tenant
+
+    @property
+    def public_cloud(self) -> bool:
+        """True when the authority is the public cloud's, whose two issuers are known without asking it."""
+        return self.authority == f"{PUBLIC_CLOUD_AUTHORITY}/{self.tenant_id}"
 
 
 @dataclass(frozen=True)
@@ -58,7 +106,10 @@ class Settings:
 
     web_pubsub: WebPubSubConnection
     hub: str
-    storage_connection_string: str
+    storage: StorageAccount
+    upstream_auth: UpstreamAuth | None
+    in_azure: bool  # the platform sets WEBSITE_INSTANCE_ID
+    identity_client_id: str | None  # AZURE_CLIENT_ID: a user-assigned identity (storage: unless __clientId)
     negotiate_allow_query_user_id: bool
     app_service_auth_enabled: bool
     extra_allowed_origins: tuple[str, ...]
@@ -72,6 +123,11 @@ class Settings:
     message_rate_limit: int
 
     @property
+    def storage_connection_string(self) -> str | None:
+        """`AzureWebJobsStorage` when storage is reached with a connection string, else None."""
+        return self.storage.connection_string
+
+    @property
     def allowed_origins(self) -> frozenset[str]:
         """Webhook origins accepted: the service host with and without port, plus configured extras."""
         return frozenset({self.web_pubsub.host, self.web_pubsub.hostname, *self.extra_allowed_origins})
@@ -83,9 +139,12 @@ class Settings:
     def from_environ(cls, env: Mapping[str, str]) -> Settings:
         """Read and validate every setting; raise ConfigurationError naming the first bad one."""
         return cls(
-            web_pubsub=parse_web_pubsub_connection_string(_required(env, "WebPubSubConnectionString")),
+            web_pubsub=_web_pubsub(env),
             hub=_hub(env),
-            storage_connection_string=_required(env, "AzureWebJobsStorage"),
+            storage=_storage(env),
+            upstream_auth=_upstream_auth(env),
+            in_azure=bool(env.get("WEBSITE_INSTANCE_ID")),
+            identity_client_id=_guid(env, "AZURE_CLIENT_ID"),
             negotiate_allow_query_user_id=_local_only(env, "NegotiateAllowQueryUserId"),
             app_service_auth_enabled=_bool(env, "WEBSITE_AUTH_ENABLED", default=False),
             extra_allowed_origins=_origins(env, "WebPubSubAllowedOrigins"),
@@ -100,6 +159,31 @@ class Settings:
         )
 
 
+def _web_pubsub(env: Mapping[str, str]) -> WebPubSubConnection:
+    """The service from exactly one of WebPubSubConnectionString (with a key) and WebPubSubEndpoint."""
+    connection_string = env.get(_CONNECTION, "").strip()
+    endpoint = env.get(_ENDPOINT, "").strip()
+    if connection_string and endpoint:
+        raise ConfigurationError(
+            f"Both {_CONNECTION} and {_ENDPOINT} are set; set one: the connection string to use its access "
+            f"key, or {_ENDPOINT} to reach the service with the app's identity (keyless)."
+        )
+    if endpoint:
+        return parse_web_pubsub_endpoint(endpoint)
+    if connection_string:
+        return parse_web_pubsub_connection_string(connection_string)
+    raise ConfigurationError(
+        f"The setting {_CONNECTION} (or, keyless, {_ENDPOINT}) is missing; see docs/app.md for their meaning."
+    )
+
+
+def parse_web_pubsub_endpoint(value: str) -> WebPubSubConnection:
+    """`WebPubSubEndpoint`: https://<name>.webpubsub.azure.com, reached with the app's Entra identity."""
+    endpoint = value.strip().rstrip("/")
+    _check_endpoint(endpoint, _ENDPOINT)
+    return WebPubSubConnection(endpoint=endpoint, access_key=None, connection_string=None)
+
+
 def parse_web_pubsub_connection_string(value: str) -> WebPubSubConnection:
     """Parse `Endpoint=...;AccessKey=...;Version=1.0;[Port=...]` the way the service SDK does."""
     fields = _connection_fields(value)
@@ -109,16 +193,17 @@ def parse_web_pubsub_connection_string(value: str) -> WebPubSubConnection:
         raise ConfigurationError(f"{_CONNECTION} has no Endpoint=.")
     if not access_key:
         raise ConfigurationError(
-            f"{_CONNECTION} has no AccessKey=; "
-            "this app verifies event signatures and signs tokens with the key."
+            f"{_CONNECTION} has no AccessKey=; this app verifies event signatures and signs tokens with the "
+            f"key. Without a key, set {_ENDPOINT} instead (the app then uses its Entra identity)."
         )
-    _check_endpoint(endpoint)
+    _check_endpoint(endpoint, _CONNECTION)
     if "port" in fields:
         endpoint = _with_port(endpoint, fields["port"])
     return WebPubSubConnection(endpoint=endpoint, access_key=access_key, connection_string=value)
 
 
 _CONNECTION = "WebPubSubConnectionString"
+_ENDPOINT = "WebPubSubEndpoint"
 
 
 def _connection_fields(value: str) -> dict[str, str]:
@@ -137,12 +222,13 @@ def _connection_fields(value: str) -> dict[str, str]:
     return fields
 
 
-def _check_endpoint(endpoint: str) -> None:
+def _check_endpoint(endpoint: str, name: str) -> None:
     parts = urlsplit(endpoint)
+    what = "Endpoint" if name == _CONNECTION else "it"
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(f"{_CONNECTION}: Endpoint must be an http:// or https:// URL with a host.")
+        raise ConfigurationError(f"{name}: {what} must be an http:// or https:// URL with a host.")
     if parts.path not in ("", "/") or parts.query:
-        raise ConfigurationError(f"{_CONNECTION}: Endpoint must be scheme://host[:port] without a path.")
+        raise ConfigurationError(f"{name}: {what} must be scheme://host[:port] without a path.")
 
 
 def _with_port(endpoint: str, port: str) -> str:
@@ -153,11 +239,128 @@ def _with_port(endpoint: str, port: str) -> str:
     return f"{endpoint}:{int(port)}"
 
 
-def _required(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "").strip()
-    if not value:
-        raise ConfigurationError(f"The setting {name} is missing; see docs/app.md for its meaning.")
+def _storage(env: Mapping[str, str]) -> StorageAccount:
+    """AzureWebJobsStorage (a connection string; it wins, as for the Functions host), or its identity form."""
+    connection_string = env.get(STORAGE_CONNECTION, "").strip()
+    if connection_string:
+        return StorageAccount(connection_string=connection_string)
+    credential = env.get(f"{STORAGE_CONNECTION}__credential", "").strip().lower()
+    if credential not in ("", "managedidentity"):
+        raise ConfigurationError(
+            f"The setting {STORAGE_CONNECTION}__credential must be managedidentity (or be left out)."
+        )
+    return StorageAccount(
+        connection_string=None,
+        table_endpoint=_table_endpoint(env),
+        managed_identity=credential == "managedidentity",
+        client_id=_guid(env, f"{STORAGE_CONNECTION}__clientId"),
+    )
+
+
+def _table_endpoint(env: Mapping[str, str]) -> str:
+    """The table service URL: __tableServiceUri as given, or the public cloud's URL of __accountName."""
+    service_uri = env.get(f"{STORAGE_CONNECTION}__tableServiceUri", "").strip().rstrip("/")
+    if service_uri:
+        return _service_uri(service_uri, f"{STORAGE_CONNECTION}__tableServiceUri")
+    account_name = env.get(f"{STORAGE_CONNECTION}__accountName", "").strip()
+    if not account_name:
+        raise ConfigurationError(
+            f"The setting {STORAGE_CONNECTION} (or, keyless, {STORAGE_CONNECTION}__accountName or "
+            f"{STORAGE_CONNECTION}__tableServiceUri) is missing; see docs/app.md for their meaning."
+        )
+    if not re.fullmatch(r"[a-z0-9]{3,24}", account_name):
+        raise ConfigurationError(
+            f"The setting {STORAGE_CONNECTION}__accountName must be a storage account name "
+            "(3-24 lower-case letters and digits)."
+        )
+    return f"https://{account_name}.table.core.windows.net"
+
+
+def _service_uri(value: str, name: str) -> str:
+    """An https:// service URL (http:// only on this machine, for a local emulator)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigurationError(
+            f"The setting {name} must be an https:// URL, e.g. https://<account>.table.core.windows.net."
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigurationError(f"The setting {name} must use https:// (http:// only for this machine).")
     return value
+
+
+_UPSTREAM = "WebPubSubUpstream"
+
+
+def _upstream_auth(env: Mapping[str, str]) -> UpstreamAuth | None:
+    """Entra bearer tokens on the webhook: on when WebPubSubUpstreamAudience is set."""
+    audience = env.get(f"{_UPSTREAM}Audience", "").strip()
+    others = [
+        name
+        for name in ("TenantId", "Authority", "AllowedCallers")
+        if env.get(f"{_UPSTREAM}{name}", "").strip()
+    ]
+    if not audience:
+        if others:
+            raise ConfigurationError(
+                f"The setting {_UPSTREAM}Audience is missing: {_UPSTREAM}{others[0]} is set, and the webhook "
+                "checks Entra tokens only against an audience (the hub's event handler resource)."
+            )
+        return None
+    tenant_id = _guid(env, f"{_UPSTREAM}TenantId")
+    if tenant_id is None:
+        raise ConfigurationError(
+            f"The setting {_UPSTREAM}TenantId is missing: with {_UPSTREAM}Audience set, the app needs the "
+            "tenant (a GUID, as `az account show --query tenantId` prints) whose tokens it accepts."
+        )
+    return UpstreamAuth(
+        audience=audience,
+        tenant_id=tenant_id,
+        authority=_authority(env, tenant_id),
+        allowed_callers=frozenset(_guids(env, f"{_UPSTREAM}AllowedCallers")),
+    )
+
+
+def _authority(env: Mapping[str, str], tenant_id: str) -> str:
+    name = f"{_UPSTREAM}Authority"
+    raw = env.get(name, "").strip().rstrip("/")
+    if not raw:
+        return f"{PUBLIC_CLOUD_AUTHORITY}/{tenant_id}"
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path in ("", "/") or parts.query:
+        raise ConfigurationError(
+            f"The setting {name} must be the tenant's authority URL, e.g. "
+            "https://login.microsoftonline.us/<tenant id>."
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigurationError(f"The setting {name} must use https:// (http:// only for this machine).")
+    return raw
+
+
+def _is_loopback(hostname: str) -> bool:
+    return hostname.lower() in LOOPBACK_HOSTS
+
+
+def _guid(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return str(UUID(raw))
+    except ValueError:
+        raise ConfigurationError(f"The setting {name} must be a GUID (an Entra id).") from None
+
+
+def _guids(env: Mapping[str, str], name: str) -> list[str]:
+    """Comma- or space-separated GUIDs, lower-cased."""
+    found = []
+    for item in env.get(name, "").replace(",", " ").split():
+        try:
+            found.append(str(UUID(item)))
+        except ValueError:
+            raise ConfigurationError(
+                f"The setting {name} must list GUIDs (object or client ids), comma-separated."
+            ) from None
+    return found
 
 
 def _bool(env: Mapping[str, str], name: str, *, default: bool) -> bool:

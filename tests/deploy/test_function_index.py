@@ -27,14 +27,16 @@ def http(route: str, methods: set[str], auth_level: str) -> Trigger:
     return Trigger("httpTrigger", route, frozenset(methods), auth_level)
 
 
-# Every function the app registers, by function name. Add a row when the app gains a function, e.g.
-#   "presence": http("presence", {"GET"}, "ANONYMOUS"),
-#   "reconcile_presence": Trigger("timerTrigger", schedule="<the decorator's schedule>"),
+# Every function the app registers, by function name. Add a row when the app gains a function.
 EXPECTED: dict[str, Trigger] = {
-    "eventhandler": http("eventhandler", {"OPTIONS", "POST"}, "FUNCTION"),
+    # Anonymous: the app authenticates every event itself (Entra token and/or signature); no ?code=.
+    "eventhandler": http("eventhandler", {"OPTIONS", "POST"}, "ANONYMOUS"),
     "negotiate": http("negotiate", {"GET"}, "ANONYMOUS"),
     "messages": http("messages", {"GET"}, "ANONYMOUS"),
+    "presence": http("presence", {"GET"}, "ANONYMOUS"),
     "index": http("index", {"GET"}, "ANONYMOUS"),
+    # PresenceReconcileSchedule is not set here: the default schedule, every five minutes.
+    "reconcile_presence": Trigger("timerTrigger", schedule="0 */5 * * * *"),
 }
 
 

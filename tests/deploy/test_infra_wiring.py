@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pytest
 
-from tests.deploy.bicep import Resource, Template, render
+from tests.deploy.bicep import REPO_ROOT, Resource, Template, render
 
 SITE = "Microsoft.Web/sites"
 WEB_PUBSUB = "Microsoft.SignalRService/webPubSub"
@@ -20,6 +22,7 @@ APP_SETTINGS = {
     "AzureWebJobsStorage__accountName",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
     "WebPubSubEndpoint",
     "WebPubSubHub",
     "WebPubSubUpstreamAudience",
@@ -250,6 +253,15 @@ def test_telemetry_settings_authenticate_with_the_app_identity(
     insights = app_template.only(APP_INSIGHTS).symbol
     assert settings["APPLICATIONINSIGHTS_CONNECTION_STRING"] == f"{insights}.properties.ConnectionString"
     assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "Authorization=AAD"
+
+
+def test_the_python_worker_sends_the_apps_telemetry_with_opentelemetry(settings: dict[str, str]) -> None:
+    """Microsoft's documented setup: the worker setting, host.json's telemetry mode, the distro installed."""
+    assert settings["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"] == "true"
+    host = json.loads((REPO_ROOT / "host.json").read_text(encoding="utf-8"))
+    assert host["telemetryMode"] == "OpenTelemetry"
+    requirements = (REPO_ROOT / "requirements.txt").read_text(encoding="utf-8")
+    assert re.search(r"^azure-monitor-opentelemetry[>=<\[ ]", requirements, re.MULTILINE)
 
 
 # --- roles ----------------------------------------------------------------------------------------------

@@ -37,10 +37,10 @@ def test_the_app_serves_exactly_the_contract_routes(routes: dict[str, tuple[str,
     assert set(routes) == {"eventhandler", "negotiate", "messages", "presence", "index"}
 
 
-def test_eventhandler_takes_options_and_post_with_a_function_key(
+def test_eventhandler_takes_options_and_post_anonymously_and_authenticates_events_itself(
     routes: dict[str, tuple[str, set[str], str]],
 ) -> None:
-    assert routes["eventhandler"][1:] == ({"OPTIONS", "POST"}, "FUNCTION")
+    assert routes["eventhandler"][1:] == ({"OPTIONS", "POST"}, "ANONYMOUS")
 
 
 @pytest.mark.parametrize("route", ["negotiate", "messages", "presence", "index"])

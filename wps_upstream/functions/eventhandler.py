@@ -1,7 +1,8 @@
 """POST /api/eventhandler (every Web PubSub event) and OPTIONS (abuse protection).
 
-Auth level FUNCTION: in Azure the hub's event handler URL carries ?code=<function key>; the
-ce-signature check is the real guard and runs on every event.
+Auth level ANONYMOUS: the app authenticates every event itself (webhook_auth): the service's Entra bearer
+token when upstream auth is configured, the ce-signature when an access key is known, both when both are;
+with neither it refuses every request. A function key would add nothing, and the hub's URL carries none.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ def describe(req: func.HttpRequest) -> str:
 
 
 @blueprint.function_name("eventhandler")
-@blueprint.route(route="eventhandler", methods=["OPTIONS", "POST"], auth_level=func.AuthLevel.FUNCTION)
+@blueprint.route(route="eventhandler", methods=["OPTIONS", "POST"], auth_level=func.AuthLevel.ANONYMOUS)
 @handled(describe)
 async def eventhandler(req: func.HttpRequest, services: Services) -> func.HttpResponse:
     """Validate and dispatch one CloudEvents request from the service."""
     headers = dict(req.headers)
     if req.method == "OPTIONS":
         return http_response(preflight(headers, services.webhook_auth))
-    event = parse_event(headers, req.get_body() or b"", hub=services.settings.hub, auth=services.webhook_auth)
+    auth = await services.webhook_auth.authenticate(headers)
+    event = parse_event(headers, req.get_body() or b"", hub=services.settings.hub, auth=auth)
     return http_response(await dispatch(event, services))

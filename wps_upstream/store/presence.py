@@ -38,6 +38,7 @@ class Connection:
     connected_at: str
     checked_at: str | None
     row_key: str
+    stored_at: datetime | None = None  # the storage's Timestamp: orders connections of the same second
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,11 +191,17 @@ def _connection(row: Mapping[str, Any]) -> Connection:
         connected_at=row["connectedAt"],
         checked_at=row.get("checkedAt"),
         row_key=row["RowKey"],
+        stored_at=getattr(row, "metadata", {}).get("timestamp"),
     )
 
 
-def _age(connection: Connection) -> tuple[str, str]:
-    return (connection.connected_at, connection.connection_id)
+_NO_TIMESTAMP = datetime.max.replace(tzinfo=UTC)
+
+
+def _age(connection: Connection) -> tuple[str, datetime, str]:
+    """Oldest first: by `connectedAt` (ce-time, which may have only seconds), then by when storage wrote
+    the row, so that of two tabs opened in the same second the first one written is the older."""
+    return (connection.connected_at, connection.stored_at or _NO_TIMESTAMP, connection.connection_id)
 
 
 def _oldest(connections: Iterable[Connection]) -> Connection | None:

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Self, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from azure.core.exceptions import AzureError
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from wps_upstream.store.errors import StoreUnavailable, unavailable
+
+if TYPE_CHECKING:
+    from azure.core.credentials_async import AsyncTokenCredential
 
 BACKOFF_FACTOR = 0.2
 BACKOFF_MAX = 2.0
@@ -25,23 +29,44 @@ def deadline_s(timeout_s: float, retries: int) -> float:
     return timeout_s * (retries + 1) + backoffs + DEADLINE_MARGIN_S
 
 
-class Table:
-    """A table and its client; `client()` creates the table the first time it is needed."""
+@dataclass(frozen=True)
+class TableEndpoint:
+    """A table service reached with an Entra credential instead of a key (Functions' identity connection)."""
 
-    def __init__(self, connection_string: str, table_name: str, timeout_s: float, retries: int) -> None:
+    url: str  # https://<account>.table.core.windows.net, or Azurite's https://127.0.0.1:<port>/<account>
+    credential: AsyncTokenCredential
+    connection_verify: bool | str = True  # a PEM bundle path trusts a local server's own certificate
+
+
+def _service_client(account: str | TableEndpoint, options: dict[str, Any]) -> TableServiceClient:
+    if isinstance(account, TableEndpoint):
+        return TableServiceClient(
+            account.url, credential=account.credential, connection_verify=account.connection_verify, **options
+        )
+    return TableServiceClient.from_connection_string(account, **options)
+
+
+class Table:
+    """A table and its client; `client()` creates the table the first time it is needed.
+
+    `account` is a storage connection string (`UseDevelopmentStorage=true` means Azurite) or a
+    `TableEndpoint` reached by identity.
+    """
+
+    def __init__(self, account: str | TableEndpoint, table_name: str, timeout_s: float, retries: int) -> None:
         self.name = table_name
         self.deadline_s = deadline_s(timeout_s, retries)
-        self._service = TableServiceClient.from_connection_string(
-            connection_string,
-            connection_timeout=timeout_s,
-            read_timeout=timeout_s,
-            retry_total=retries,
-            retry_connect=retries,
-            retry_read=retries,
-            retry_status=retries,
-            retry_backoff_factor=BACKOFF_FACTOR,
-            retry_backoff_max=BACKOFF_MAX,
-        )
+        options: dict[str, Any] = {
+            "connection_timeout": timeout_s,
+            "read_timeout": timeout_s,
+            "retry_total": retries,
+            "retry_connect": retries,
+            "retry_read": retries,
+            "retry_status": retries,
+            "retry_backoff_factor": BACKOFF_FACTOR,
+            "retry_backoff_max": BACKOFF_MAX,
+        }
+        self._service = _service_client(account, options)
         self._client = self._service.get_table_client(table_name)
         self._creation: asyncio.Task[None] | None = None
 

@@ -1,0 +1,202 @@
+"""Keyless parts, real where they run here: a local Entra-shaped token issuer, Azurite over TLS with OAuth,
+and a fake REST API that accepts only Entra bearer tokens; the app configured to reach them by identity."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+from devhost.processes import ManagedProcess, azurite_argv, free_port
+from tests.events.vectors import ORIGIN, EventVector
+from tests.keyless.fake_rest import FakeEntraRestApi
+from tests.keyless.local_issuer import (
+    SERVICE_OBJECT_ID,
+    TENANT_ID,
+    UPSTREAM_AUDIENCE,
+    LocalIssuer,
+    LocalIssuerCredential,
+)
+from tests.keyless.tls import TlsFiles, make_tls_files
+from wps_upstream import credentials
+from wps_upstream.credentials import Identities, Identity
+from wps_upstream.functions.eventhandler import eventhandler
+from wps_upstream.functions.history import list_messages
+from wps_upstream.functions.negotiate import negotiate
+from wps_upstream.services import get_services, reset_services
+from wps_upstream.settings import Settings
+
+# Settings that would otherwise choose keys, or leak in from a developer's shell.
+KEYED_SETTINGS = (
+    "WebPubSubConnectionString",
+    "AzureWebJobsStorage",
+    "WebPubSubEndpoint",
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__tableServiceUri",
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
+    "WebPubSubUpstreamAudience",
+    "WebPubSubUpstreamTenantId",
+    "WebPubSubUpstreamAuthority",
+    "WebPubSubUpstreamAllowedCallers",
+    "WEBSITE_AUTH_ENABLED",
+    "WEBSITE_INSTANCE_ID",
+    "PresenceBroadcast",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+)
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def local_issuer_server() -> Iterator[LocalIssuer]:
+    issuer = LocalIssuer().start()
+    try:
+        yield issuer
+    finally:
+        issuer.stop()
+
+
+@pytest.fixture
+def issuer(local_issuer_server: LocalIssuer) -> LocalIssuer:
+    """The local issuer with a fresh signing key, no faults and no requests counted."""
+    local_issuer_server.reset()
+    return local_issuer_server
+
+
+@dataclass(frozen=True)
+class TlsAzurite:
+    table_port: int
+    process: ManagedProcess
+
+    @property
+    def table_endpoint(self) -> str:
+        """Azurite's table service by URL, as AzureWebJobsStorage__tableServiceUri names it."""
+        return f"https://127.0.0.1:{self.table_port}/devstoreaccount1"
+
+
+@pytest.fixture(scope="session")
+def azurite_tls(tls_files: TlsFiles, session_logs: Path) -> Iterator[TlsAzurite]:
+    """Azurite over https with OAuth (`--oauth basic` checks a bearer token's issuer, audience, times)."""
+    table_port = free_port()
+    argv = azurite_argv(blob_port=free_port(), queue_port=free_port(), table_port=table_port)
+    argv += [
+        "--oauth",
+        "basic",
+        "--cert",
+        str(tls_files.server_certificate),
+        "--key",
+        str(tls_files.server_key),
+    ]
+    process = ManagedProcess("azurite-tls", argv, session_logs / "azurite-tls.log").start()
+    try:
+        process.wait_for_port(table_port, timeout=60)
+        yield TlsAzurite(table_port, process)
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_rest_server(local_issuer_server: LocalIssuer, tls_files: TlsFiles) -> Iterator[FakeEntraRestApi]:
+    api = FakeEntraRestApi(local_issuer_server, tls_files).start()
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+@pytest.fixture
+def fake_rest(fake_rest_server: FakeEntraRestApi) -> FakeEntraRestApi:
+    fake_rest_server.clear()
+    return fake_rest_server
+
+
+@dataclass
+class KeylessApp:
+    """The app configured keyless, and the parts it talks to."""
+
+    issuer: LocalIssuer
+    rest: FakeEntraRestApi
+    credential: LocalIssuerCredential
+
+    def signed_in(self, vector: EventVector, **token_claims: object) -> EventVector:
+        """The event as the service sends it with managed-identity auth: a bearer token, no signature."""
+        token = self.issuer.token(**token_claims)  # type: ignore[arg-type]
+        return vector.with_headers(ce_signature=None, Authorization=f"Bearer {token}")
+
+    async def event(self, vector: EventVector) -> func.HttpResponse:
+        request = func.HttpRequest(
+            vector.method, vector.url, headers=vector.headers, params={}, body=vector.body
+        )
+        return await eventhandler(request)
+
+    async def negotiate(self, user_id: str) -> func.HttpResponse:
+        request = func.HttpRequest(
+            "GET", "http://localhost:7071/api/negotiate", headers={}, params={"userId": user_id}, body=b""
+        )
+        return await negotiate(request)
+
+    async def history(self) -> list[dict[str, Any]]:
+        request = func.HttpRequest(
+            "GET", "http://localhost:7071/api/messages", headers={}, params={"userId": "reader"}, body=b""
+        )
+        response = await list_messages(request)
+        assert response.status_code == 200, response.get_body()
+        return list(json.loads(response.get_body())["messages"])
+
+    async def settings(self) -> Settings:
+        return (await get_services()).settings
+
+
+def keyless_environment(issuer: LocalIssuer, rest: FakeEntraRestApi, azurite: TlsAzurite) -> dict[str, str]:
+    suffix = uuid.uuid4().hex[:12]
+    return {
+        "WebPubSubEndpoint": rest.endpoint,
+        "WebPubSubHub": "chat",
+        # The vectors in tests/events come from the Azure service host used in the protocol reference.
+        "WebPubSubAllowedOrigins": ORIGIN,
+        "AzureWebJobsStorage__tableServiceUri": azurite.table_endpoint,
+        "WebPubSubUpstreamAudience": UPSTREAM_AUDIENCE,
+        "WebPubSubUpstreamTenantId": TENANT_ID,
+        "WebPubSubUpstreamAuthority": issuer.authority,
+        "WebPubSubUpstreamAllowedCallers": SERVICE_OBJECT_ID,
+        "NegotiateAllowQueryUserId": "true",
+        "MessagesTableName": f"messages{suffix}",
+        "PresenceTableName": f"presence{suffix}",
+        "DependencyTimeoutSeconds": "5",
+        "DependencyRetries": "1",
+    }
+
+
+@pytest.fixture
+async def keyless_app(
+    issuer: LocalIssuer,
+    fake_rest: FakeEntraRestApi,
+    azurite_tls: TlsAzurite,
+    tls_files: TlsFiles,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[KeylessApp]:
+    """The app with WebPubSubEndpoint, AzureWebJobsStorage__tableServiceUri and Entra upstream auth.
+
+    Its identity is `LocalIssuerCredential` (in place of the managed identity), trusted by Azurite and the
+    fake REST API; its clients trust the session's certificate authority.
+    """
+    for name in KEYED_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in keyless_environment(issuer, fake_rest, azurite_tls).items():
+        monkeypatch.setenv(name, value)
+    credential = LocalIssuerCredential(issuer)
+    identity = Identity(credential, connection_verify=str(tls_files.ca_certificate))
+    monkeypatch.setattr(credentials, "identities_for", lambda settings: Identities(identity, identity))
+    await reset_services()
+    yield KeylessApp(issuer, fake_rest, credential)
+    await reset_services()
