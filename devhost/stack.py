@@ -7,6 +7,7 @@ Both run the three servers the same way, as child processes stopped by PID.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -255,6 +256,25 @@ class LocalStack:
             self._wait_for_function_host()
         except BaseException:
             self.function_host.stop()
+            raise
+
+    def stop_emulator(self, *, kill: bool = False) -> None:
+        """Stop only the emulator. `kill=True` ends it with SIGKILL, as a crash would: its clients' sockets
+        drop without a close frame and the app gets no `disconnected` event for them."""
+        if self.emulator is None or self.emulator.process is None:
+            return
+        if kill and self.emulator.running():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.emulator.process.pid, signal.SIGKILL)
+        self.emulator.stop()
+
+    def start_emulator(self) -> None:
+        """Start the emulator again (after stop_emulator); waits until it answers. It knows no connection."""
+        self.emulator = self._emulator_process().start()
+        try:
+            self.emulator.wait_for_http(f"{self.emulator_endpoint}/api/health", timeout=30, method="HEAD")
+        except BaseException:
+            self.emulator.stop()
             raise
 
     def started_any(self) -> bool:

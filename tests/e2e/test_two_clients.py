@@ -28,11 +28,11 @@ from chat_app import (
 )
 
 from devhost.stack import LocalStack
+from tests.constants import HUB
 from wps_upstream.store import MessageStore
 
 pytestmark = pytest.mark.e2e
 
-HUB = "chat"
 NODE_SCRIPT = Path(__file__).parent / "js" / "two_clients.mjs"
 
 
