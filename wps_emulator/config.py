@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
+
+from .names import InvalidName, check_hub_name
 
 DEFAULT_PORT = 8080
 DEFAULT_ACCESS_KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"
@@ -23,7 +24,6 @@ SYSTEM_EVENTS = ("connect", "connected", "disconnected")
 DEFAULT_UPSTREAM_TIMEOUT = 100.0
 ENV_PREFIX = "WPS_EMULATOR_"
 ANY_HUB = "*"
-_HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}$")
 
 
 class ConfigError(ValueError):
@@ -101,10 +101,6 @@ class EmulatorConfig:
             if settings.name == ANY_HUB:
                 fallback = settings
         return fallback
-
-
-def is_valid_hub_name(name: str) -> bool:
-    return bool(_HUB_NAME.match(name))
 
 
 # --- command line ------------------------------------------------------------------------------------
@@ -270,8 +266,11 @@ def validate(config: EmulatorConfig) -> None:
             f"public endpoint {config.endpoint!r} must be an http(s) URL such as http://localhost:8080"
         )
     for hub in config.hubs:
-        if hub.name != ANY_HUB and not is_valid_hub_name(hub.name):
-            raise ConfigError(f"hub name {hub.name!r} is invalid: a letter, then letters, digits or _`,.[]")
+        if hub.name != ANY_HUB:
+            try:
+                check_hub_name(hub.name)
+            except InvalidName as exc:
+                raise ConfigError(str(exc)) from None
         for handler in hub.handlers:
             url = urlsplit(handler.url_template)
             if url.scheme not in ("http", "https") or not url.netloc:

@@ -16,9 +16,9 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from . import jsonprotocol as jp
-from .config import is_valid_hub_name
 from .connection import CLOSE_POLICY, ClientConnection, ClientKind
 from .hub import Connection
+from .names import InvalidName, check_group_name, check_hub_name
 from .service import Service
 from .tokens import ClientClaims, TokenError, verify_client_token
 from .upstream import UpstreamError
@@ -50,8 +50,10 @@ async def client_endpoint(request: web.Request) -> web.StreamResponse:
     try:
         if not hub:
             raise Refusal(400, "hub is missing: connect to /client/hubs/<hub> or /client/?hub=<hub>")
-        if not is_valid_hub_name(hub):
-            raise Refusal(400, f"hub name {hub!r} is invalid: a letter, then letters, digits or _`,.[]")
+        try:
+            check_hub_name(hub)
+        except InvalidName as exc:
+            raise Refusal(400, str(exc)) from None
         probe = web.WebSocketResponse(protocols=_offered_protocols(request))  # only checks the request
         if not probe.can_prepare(request).ok:
             raise Refusal(400, "this endpoint expects a WebSocket upgrade request")
@@ -131,8 +133,10 @@ def _parse_connect_reply(body: bytes) -> dict[str, Any]:
         if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
             raise Refusal(500, f"the connect event handler answered {key!r} that is not a list of strings")
     for group in reply.get("groups") or []:
-        if not group.strip() or len(group) > jp.MAX_GROUP_NAME:
-            raise Refusal(500, f"the connect event handler answered an invalid group name {group!r}")
+        try:
+            check_group_name(group)
+        except InvalidName as exc:
+            raise Refusal(500, f"the connect event handler answered an invalid group: {exc}") from None
     for key in ("userId", "subprotocol"):
         if reply.get(key) is not None and not isinstance(reply[key], str):
             raise Refusal(500, f"the connect event handler answered {key!r} that is not a string")

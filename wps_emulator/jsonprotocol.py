@@ -10,11 +10,11 @@ from functools import lru_cache
 from typing import Any
 
 from .hub import DataType, ServerMessage
+from .names import InvalidName, check_group_name
 
 JSON_PROTOCOL = "json.webpubsub.azure.v1"
 RELIABLE_JSON_PROTOCOL = "json.reliable.webpubsub.azure.v1"
 SUPPORTED_PROTOCOLS = (JSON_PROTOCOL, RELIABLE_JSON_PROTOCOL)
-MAX_GROUP_NAME = 1024
 MAX_EVENT_NAME = 128
 _UINT64_MAX = 2**64 - 1
 
@@ -123,8 +123,12 @@ def _ack_id(message: dict[str, Any]) -> int | None:
 
 def _group(message: dict[str, Any], ack_id: int | None) -> str:
     group = message.get("group")
-    if not isinstance(group, str) or not 0 < len(group) <= MAX_GROUP_NAME or not group.strip():
-        raise BadRequest(f"group must be a name of 1-{MAX_GROUP_NAME} characters, not all whitespace", ack_id)
+    if not isinstance(group, str):
+        raise BadRequest("group is required: a group name", ack_id)
+    try:
+        check_group_name(group)
+    except InvalidName as exc:
+        raise BadRequest(str(exc), ack_id) from None
     return group
 
 

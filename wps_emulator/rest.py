@@ -25,8 +25,9 @@ from urllib.parse import unquote, urlsplit
 import jwt
 from aiohttp import web
 
-from wps_emulator.hub import Connection, DataType, Hub, HubRegistry, Permission, ServerMessage
-from wps_emulator.odata import FilterError, Predicate, compile_filter
+from . import names
+from .hub import Connection, DataType, Hub, HubRegistry, Permission, ServerMessage
+from .odata import FilterError, Predicate, compile_filter
 
 log = logging.getLogger("wps_emulator.rest")
 # What an operation did, for its log line; each request runs in its own task, hence its own context.
@@ -38,7 +39,6 @@ TOKEN_LEEWAY_SECONDS = 300
 MAX_PAGE_SIZE = 200
 DEFAULT_TOKEN_MINUTES = 60
 
-_HUB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}")
 _API_VERSION = re.compile(r"(\d{4}-\d{2}-\d{2})(-preview)?")
 _PERMISSIONS: tuple[Permission, ...] = ("sendToGroup", "joinLeaveGroup")
 _CONTENT_TYPES: dict[str, DataType] = {
@@ -170,20 +170,17 @@ def check_api_version(request: web.Request) -> None:
 
 
 def check_hub_name(hub: str) -> None:
-    if not _HUB_NAME.fullmatch(hub):
-        raise _bad_request(
-            f"invalid hub name {hub!r}: it must start with a letter and have at most 128 letters, "
-            "digits or _`,.[]",
-            "hub",
-        )
+    try:
+        names.check_hub_name(hub)
+    except names.InvalidName as error:
+        raise _bad_request(str(error), "hub") from None
 
 
 def check_group_name(group: str, target: str = "group") -> None:
-    if not 1 <= len(group) <= 1024 or group.isspace():
-        raise _bad_request(
-            f"invalid group name {group[:64]!r}: it must be 1 to 1024 characters and not only whitespace",
-            target,
-        )
+    try:
+        names.check_group_name(group)
+    except names.InvalidName as error:
+        raise _bad_request(str(error), target) from None
 
 
 def _path_param(request: web.Request, name: str) -> str:
