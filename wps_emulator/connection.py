@@ -21,7 +21,8 @@ from typing import Any
 from aiohttp import web
 
 from . import jsonprotocol
-from .hub import Connection, ServerMessage
+from .hub import Connection
+from .messages import ServerMessage
 
 log = logging.getLogger("wps_emulator.connection")
 

@@ -19,7 +19,7 @@ from . import jsonprotocol as jp
 from .connection import CLOSE_POLICY, ClientConnection, ClientKind
 from .hub import Connection
 from .names import InvalidName, check_group_name, check_hub_name
-from .service import Service
+from .service import SYSTEM_EVENT_CONTENT_TYPE, Service
 from .tokens import ClientClaims, TokenError, verify_client_token
 from .upstream import UpstreamError
 
@@ -163,7 +163,7 @@ async def _connect(
         "sys",
         "connect",
         _connect_body(request, claims, offered),
-        "application/json; charset=utf-8",
+        SYSTEM_EVENT_CONTENT_TYPE,
         state=None,
         event_id=lambda: 0,
     )

@@ -13,21 +13,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from .messages import ServerMessage
+
 log = logging.getLogger("wps_emulator")
 
-DataType = Literal["text", "json", "binary"]
 Permission = Literal["sendToGroup", "joinLeaveGroup"]
-
-
-@dataclass(frozen=True)
-class ServerMessage:
-    """A message the service pushes to a client: from the server (REST, upstream reply) or a group."""
-
-    data: bytes  # the payload as bytes: UTF-8 text, serialized JSON, or raw binary
-    data_type: DataType
-    source: Literal["server", "group"] = "server"
-    group: str | None = None
-    from_user_id: str | None = None
 
 
 class ClientSink(Protocol):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from .hub import DataType, ServerMessage
+from .messages import DataType, ServerMessage
 from .names import InvalidName, check_group_name
 
 JSON_PROTOCOL = "json.webpubsub.azure.v1"

@@ -26,7 +26,8 @@ import jwt
 from aiohttp import web
 
 from . import names
-from .hub import Connection, DataType, Hub, HubRegistry, Permission, ServerMessage
+from .hub import Connection, Hub, HubRegistry, Permission
+from .messages import SUPPORTED_CONTENT_TYPES, ServerMessage, data_type_of
 from .odata import FilterError, Predicate, compile_filter
 
 log = logging.getLogger("wps_emulator.rest")
@@ -41,11 +42,6 @@ DEFAULT_TOKEN_MINUTES = 60
 
 _API_VERSION = re.compile(r"(\d{4}-\d{2}-\d{2})(-preview)?")
 _PERMISSIONS: tuple[Permission, ...] = ("sendToGroup", "joinLeaveGroup")
-_CONTENT_TYPES: dict[str, DataType] = {
-    "application/json": "json",
-    "text/plain": "text",
-    "application/octet-stream": "binary",
-}
 _CLIENT_PATHS = {"default": "/client/hubs/", "mqtt": "/clients/mqtt/hubs/"}
 
 
@@ -231,17 +227,12 @@ def _reject_json_constant(name: str) -> Any:
 async def read_message(request: web.Request) -> ServerMessage:
     """The body of a send as a server message; the content type picks json, text or binary."""
     if "Content-Type" not in request.headers:
-        raise _bad_request(
-            "missing Content-Type: use application/json, text/plain or application/octet-stream",
-            "Content-Type",
-        )
+        raise _bad_request(f"missing Content-Type: use {SUPPORTED_CONTENT_TYPES}", "Content-Type")
     content_type = request.content_type
-    data_type = _CONTENT_TYPES.get(content_type)
+    data_type = data_type_of(content_type)
     if data_type is None:
         raise _bad_request(
-            f"unsupported Content-Type {content_type!r}: use application/json, text/plain or "
-            "application/octet-stream",
-            "Content-Type",
+            f"unsupported Content-Type {content_type!r}: use {SUPPORTED_CONTENT_TYPES}", "Content-Type"
         )
     charset = request.charset
     if data_type != "binary" and charset is not None and charset.lower().replace("-", "") != "utf8":
@@ -431,7 +422,7 @@ class RestApi:
 
     async def _groups_request(self, request: web.Request, hub: Hub) -> tuple[list[str], list[Connection]]:
         """The `{"groups": [...], "filter": "..."}` body of :addToGroups / :removeFromGroups."""
-        if request.content_type != "application/json":
+        if data_type_of(request.content_type) != "json":
             raise _bad_request(
                 'the body must be application/json: {"groups": [...], "filter": "..."}', "Content-Type"
             )

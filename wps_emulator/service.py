@@ -11,16 +11,20 @@ from typing import Any
 from . import jsonprotocol as jp
 from .config import EmulatorConfig, HubSettings
 from .connection import CLOSE_INTERNAL_ERROR, CLOSE_POLICY, ClientConnection, ClientKind
-from .hub import Connection, DataType, HubRegistry, ServerMessage
+from .hub import Connection, HubRegistry
+from .messages import (
+    CONTENT_TYPES,
+    SUPPORTED_CONTENT_TYPES,
+    ServerMessage,
+    content_type_for,
+    data_type_of,
+    media_type,
+)
 from .upstream import EventKind, Upstream, UpstreamError, UpstreamEvent, UpstreamResponse
 
 log = logging.getLogger("wps_emulator")
 
-_CONTENT_TYPES: dict[DataType, str] = {
-    "text": "text/plain; charset=utf-8",
-    "json": "application/json",
-    "binary": "application/octet-stream",
-}
+SYSTEM_EVENT_CONTENT_TYPE = "application/json; charset=utf-8"
 
 
 class ReplyError(Exception):
@@ -31,23 +35,23 @@ def reply_message(response: UpstreamResponse) -> ServerMessage | None:
     """The message a user-event reply sends to the caller; None for an empty reply."""
     if not response.body:
         return None
-    media = (response.content_type or "application/octet-stream").split(";")[0].strip().lower()
-    if media == "application/json":
+    # A reply without a Content-Type is binary, as in the service.
+    data_type = data_type_of(media_type(response.content_type or CONTENT_TYPES["binary"]))
+    if data_type == "json":
         try:
             value = json.loads(response.body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ReplyError(f"reply declared application/json but is not JSON: {exc}") from exc
         return ServerMessage(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode(), "json")
-    if media == "text/plain":
+    if data_type == "text":
         try:
             response.body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ReplyError("reply declared text/plain but is not UTF-8") from exc
         return ServerMessage(response.body, "text")
-    if media == "application/octet-stream":
+    if data_type == "binary":
         return ServerMessage(response.body, "binary")
-    raise ReplyError(f"reply Content-Type {response.content_type!r} is not text/plain, application/json "
-                     "or application/octet-stream")  # fmt: skip
+    raise ReplyError(f"reply Content-Type {response.content_type!r} is not {SUPPORTED_CONTENT_TYPES}")
 
 
 class Service:
@@ -120,9 +124,7 @@ class Service:
 
     def notify(self, conn: ClientConnection, name: str, body: dict[str, Any]) -> None:
         """Fire-and-forget system event (connected, disconnected): failures are only logged."""
-        event = self.event_for(
-            conn, "sys", name, json.dumps(body).encode(), "application/json; charset=utf-8"
-        )
+        event = self.event_for(conn, "sys", name, json.dumps(body).encode(), SYSTEM_EVENT_CONTENT_TYPE)
         if event is None:
             return
 
@@ -166,7 +168,7 @@ class Service:
     # --- simple WebSocket clients ----------------------------------------------------------------
     async def handle_simple_frame(self, conn: ClientConnection, data: bytes, binary: bool) -> None:
         """Every frame of a simple client is a `message` user event; the reply goes back as a frame."""
-        content_type = "application/octet-stream" if binary else "text/plain; charset=utf-8"
+        content_type = content_type_for("binary" if binary else "text")
         event = self.event_for(conn, "user", "message", data, content_type)
         if event is None:
             # Like the service: a simple client's message that no handler takes ends the connection.
@@ -249,7 +251,7 @@ class Service:
         return None  # pragma: no cover - sequenceAck and ping are handled before
 
     async def _user_event(self, conn: ClientConnection, request: jp.UserEvent) -> tuple[str, str] | None:
-        event = self.event_for(conn, "user", request.event, request.data, _CONTENT_TYPES[request.data_type])
+        event = self.event_for(conn, "user", request.event, request.data, content_type_for(request.data_type))
         if event is None:
             log.info("event %r of %s: no event handler takes it", request.event, conn.label)
             return None

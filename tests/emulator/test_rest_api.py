@@ -30,7 +30,8 @@ from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient as AioWe
 
 from devhost.processes import free_port
 from wps_emulator import rest
-from wps_emulator.hub import Connection, HubRegistry, ServerMessage
+from wps_emulator.hub import Connection, HubRegistry
+from wps_emulator.messages import ServerMessage
 
 KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"
 T = TypeVar("T")
