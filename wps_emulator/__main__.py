@@ -19,12 +19,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"wps_emulator: {exc}", file=sys.stderr)
         return 2
+    # Other libraries (aiohttp) say only what goes wrong; every emulator module logs under `wps_emulator`.
     logging.basicConfig(
-        level=getattr(logging, config.log_level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stdout,
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout
     )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("wps_emulator").setLevel(getattr(logging, config.log_level, logging.INFO))
     print(config.connection_string, flush=True)
     for hub in config.hubs:
         for handler in hub.handlers:

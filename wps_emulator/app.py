@@ -13,7 +13,7 @@ from .hub import HubRegistry
 from .service import Service
 from .upstream import Upstream
 
-log = logging.getLogger("wps_emulator")
+log = logging.getLogger(__name__)
 
 
 async def health(request: web.Request) -> web.Response:

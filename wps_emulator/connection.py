@@ -18,22 +18,19 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from . import jsonprotocol
 from .hub import Connection
 from .messages import ServerMessage
 
-log = logging.getLogger("wps_emulator.connection")
+log = logging.getLogger(__name__)
 
 ACK_CACHE_SIZE = 1000
 REPLAY_MAX_MESSAGES = 1000
 REPLAY_MAX_BYTES = 16 * 1024 * 1024
 MAX_UNSENT_BYTES = 16 * 1024 * 1024  # a client that lets this much pile up in its socket buffer is closed
 RECOVERY_WINDOW_SECONDS = 30.0
-CLOSE_NORMAL = 1000
-CLOSE_POLICY = 1008  # also tells reliable clients not to try to recover
-CLOSE_INTERNAL_ERROR = 1011
 
 
 class ClientKind(Enum):
@@ -229,7 +226,7 @@ class ClientConnection:
         old = self.ws
         self.ws, self._transport = ws, transport
         if old is not None and not old.closed:
-            await old.close(code=CLOSE_POLICY, message=b"replaced by a reconnection")
+            await old.close(code=WSCloseCode.POLICY_VIOLATION, message=b"replaced by a reconnection")
         # Synchronous from here on: nothing can be delivered between the replay and new messages.
         self.write_text(
             jsonprotocol.connected(self.connection_id, self.info.user_id, self.reconnection_token)
@@ -249,7 +246,8 @@ class ClientConnection:
         if ws is not None and not ws.closed:
             if self.kind is not ClientKind.SIMPLE:
                 await self.send_text(jsonprotocol.disconnected(text))
-            code = CLOSE_POLICY if self.kind is ClientKind.RELIABLE else CLOSE_NORMAL
+            # 1008 tells a reliable client not to try to recover the connection.
+            code = WSCloseCode.POLICY_VIOLATION if self.kind is ClientKind.RELIABLE else WSCloseCode.OK
             with contextlib.suppress(ConnectionError):
                 await ws.close(code=code, message=_close_reason(text))
         await self.finish(text)

@@ -13,17 +13,17 @@ import secrets
 import uuid
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from . import jsonprotocol as jp
-from .connection import CLOSE_POLICY, ClientConnection, ClientKind
+from .connection import ClientConnection, ClientKind
 from .hub import Connection
 from .names import InvalidName, check_group_name, check_hub_name
 from .service import SYSTEM_EVENT_CONTENT_TYPE, Service
 from .tokens import ClientClaims, TokenError, verify_client_token
 from .upstream import UpstreamError
 
-log = logging.getLogger("wps_emulator")
+log = logging.getLogger(__name__)
 
 MAX_FRAME_BYTES = 1024 * 1024
 HEARTBEAT_SECONDS = 30.0  # a peer that does not answer a ping within half of this counts as lost
@@ -236,7 +236,7 @@ async def _reconnect(request: web.Request, service: Service, hub_name: str) -> w
     if not valid:
         # Recovery failure is told with close code 1008: the client must start a new connection.
         log.info("reconnection of %s/%s refused: unknown, expired or wrong token", hub_name, connection_id)
-        await ws.close(code=CLOSE_POLICY, message=b"the connection cannot be recovered")
+        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"the connection cannot be recovered")
         return ws
     assert isinstance(conn, ClientConnection)
     replayed = await conn.reattach(ws, request.transport)
@@ -260,14 +260,17 @@ async def _serve(service: Service, conn: ClientConnection, ws: web.WebSocketResp
                 if conn.kind is ClientKind.SIMPLE:
                     await service.handle_simple_frame(conn, msg.data, binary=True)
                 else:
-                    await conn.close_with(1003, "binary frames are not supported by the JSON subprotocols")
+                    await conn.close_with(
+                        WSCloseCode.UNSUPPORTED_DATA,
+                        "binary frames are not supported by the JSON subprotocols",
+                    )
             elif msg.type == WSMsgType.CLOSE:
                 clean_close = True
                 break
             elif msg.type == WSMsgType.ERROR:
                 log.info("connection %s socket error: %s", conn.label, ws.exception())
                 # Too-large frames end here too (aiohttp closes with 1009); that is final, not a drop.
-                clean_close = ws.close_code is not None and ws.close_code != 1006
+                clean_close = ws.close_code is not None and ws.close_code != WSCloseCode.ABNORMAL_CLOSURE
                 break
             else:  # CLOSING / CLOSED
                 break
@@ -284,5 +287,6 @@ async def _serve(service: Service, conn: ClientConnection, ws: web.WebSocketResp
         else:
             code = ws.close_code
             await conn.finish(
-                conn.closing_reason or ("" if code in (None, 1000, 1001) else f"close code {code}")
+                conn.closing_reason
+                or ("" if code in (None, WSCloseCode.OK, WSCloseCode.GOING_AWAY) else f"close code {code}")
             )

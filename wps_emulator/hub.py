@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 
 from .messages import ServerMessage
 
-log = logging.getLogger("wps_emulator")
+log = logging.getLogger(__name__)
 
 Permission = Literal["sendToGroup", "joinLeaveGroup"]
 

@@ -30,7 +30,7 @@ from .hub import Connection, Hub, HubRegistry, Permission
 from .messages import SUPPORTED_CONTENT_TYPES, ServerMessage, data_type_of
 from .odata import FilterError, Predicate, compile_filter
 
-log = logging.getLogger("wps_emulator.rest")
+log = logging.getLogger(__name__)
 # What an operation did, for its log line; each request runs in its own task, hence its own context.
 _detail: ContextVar[str | None] = ContextVar("wps_emulator_rest_detail", default=None)
 

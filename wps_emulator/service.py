@@ -8,9 +8,11 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from aiohttp import WSCloseCode
+
 from . import jsonprotocol as jp
 from .config import EmulatorConfig, HubSettings
-from .connection import CLOSE_INTERNAL_ERROR, CLOSE_POLICY, ClientConnection, ClientKind
+from .connection import ClientConnection, ClientKind
 from .hub import Connection, HubRegistry
 from .messages import (
     CONTENT_TYPES,
@@ -22,7 +24,7 @@ from .messages import (
 )
 from .upstream import EventKind, Upstream, UpstreamError, UpstreamEvent, UpstreamResponse
 
-log = logging.getLogger("wps_emulator")
+log = logging.getLogger(__name__)
 
 SYSTEM_EVENT_CONTENT_TYPE = "application/json; charset=utf-8"
 
@@ -172,7 +174,7 @@ class Service:
         event = self.event_for(conn, "user", "message", data, content_type)
         if event is None:
             # Like the service: a simple client's message that no handler takes ends the connection.
-            await conn.close_with(CLOSE_POLICY, "no event handler takes the message event")
+            await conn.close_with(WSCloseCode.POLICY_VIOLATION, "no event handler takes the message event")
             return
         try:
             response = await self.call(conn, event)
@@ -181,7 +183,7 @@ class Service:
             reply = reply_message(response)
         except (UpstreamError, ReplyError) as exc:
             log.warning("message event of %s failed: %s", conn.label, exc)
-            await conn.close_with(CLOSE_INTERNAL_ERROR, "event handler failed")
+            await conn.close_with(WSCloseCode.INTERNAL_ERROR, "event handler failed")
             return
         if reply is not None:
             await conn.deliver(reply)
@@ -192,7 +194,7 @@ class Service:
         try:
             request = jp.parse_request(text)
         except jp.InvalidFrame as exc:
-            await conn.close_with(1007, str(exc))
+            await conn.close_with(WSCloseCode.INVALID_TEXT, str(exc))
             return
         except jp.BadRequest as exc:
             log.info("bad request from %s: %s", conn.label, exc)

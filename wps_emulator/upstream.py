@@ -18,7 +18,7 @@ from typing import Any, Literal
 import aiohttp
 from multidict import CIMultiDictProxy
 
-log = logging.getLogger("wps_emulator.upstream")
+log = logging.getLogger(__name__)
 
 EventKind = Literal["sys", "user"]
 VALIDATION_CACHE_SECONDS = 60.0
