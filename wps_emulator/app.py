@@ -7,10 +7,10 @@ import logging
 from aiohttp import web
 
 from .config import EmulatorConfig
-from .connection import ClientConnection
 from .endpoint import SERVICE_KEY, client_endpoint
 from .hub import HubRegistry
 from .service import Service
+from .session import Session
 from .upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -24,11 +24,12 @@ async def health(request: web.Request) -> web.Response:
 async def drop_connection(request: web.Request) -> web.Response:
     """Test hook: cut a client's TCP connection without a close frame, as a network failure would."""
     service = request.app[SERVICE_KEY]
-    info = service.registry.hub(request.match_info["hub"]).get(request.match_info["connection_id"])
-    if info is None or not isinstance(info.sink, ClientConnection):
+    connection = service.registry.hub(request.match_info["hub"]).get(request.match_info["connection_id"])
+    session = connection.channel if connection is not None else None
+    if not isinstance(session, Session):
         return web.Response(status=404, text="no such connection\n")
-    log.info("test hook: dropping the socket of %s", info.sink.label)
-    info.sink.abort()
+    log.info("test hook: dropping the socket of %s", session.label)
+    session.abort()
     return web.Response(status=204)
 
 

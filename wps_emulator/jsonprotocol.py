@@ -61,7 +61,8 @@ class Ping:
     pass
 
 
-ClientRequest = JoinGroup | LeaveGroup | SendToGroup | UserEvent | SequenceAck | Ping
+AckableRequest = JoinGroup | LeaveGroup | SendToGroup | UserEvent
+ClientRequest = AckableRequest | SequenceAck | Ping
 
 
 class BadRequest(Exception):

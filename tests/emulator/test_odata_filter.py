@@ -8,8 +8,8 @@ from wps_emulator.hub import Connection
 from wps_emulator.odata import FilterError, compile_filter
 
 
-class NoSink:
-    """Filters never deliver; a sink is only needed to build a Connection."""
+class NoChannel:
+    """Filters never deliver; a channel is only needed to build a Connection."""
 
     async def deliver(self, message: object) -> None:
         raise AssertionError("a filter must not deliver")
@@ -20,7 +20,7 @@ class NoSink:
 
 def conn(connection_id: str, user_id: str | None = None, *groups: str) -> Connection:
     return Connection(
-        connection_id=connection_id, hub="chat", user_id=user_id, sink=NoSink(), groups=set(groups)
+        connection_id=connection_id, hub="chat", user_id=user_id, channel=NoChannel(), groups=set(groups)
     )
 
 

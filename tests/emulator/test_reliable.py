@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
 from emulator_harness import KEY, RELIABLE, EmulatorRun, WsClient, start_emulator, ws_client
 
-import wps_emulator.connection
+import wps_emulator.session
 from wps_emulator.app import create_app
 from wps_emulator.config import EmulatorConfig
 from wps_emulator.hub import HubRegistry
@@ -170,7 +170,7 @@ async def test_more_than_1000_unacknowledged_messages_end_the_connection(run: Em
 
 async def test_connection_not_recovered_in_time_ends(monkeypatch: pytest.MonkeyPatch) -> None:
     # In-process, with a short recovery window: the window itself (30 s) is too long for a test.
-    monkeypatch.setattr(wps_emulator.connection, "RECOVERY_WINDOW_SECONDS", 0.2)
+    monkeypatch.setattr(wps_emulator.session, "RECOVERY_WINDOW_SECONDS", 0.2)
     registry = HubRegistry()
     async with TestServer(create_app(EmulatorConfig(test_hooks=True), registry), host="127.0.0.1") as server:
         endpoint = f"http://127.0.0.1:{server.port}"

@@ -1,7 +1,7 @@
 """The emulator's REST API, judged by Microsoft's `azure-messaging-webpubsubservice` (sync and aio).
 
 A real aiohttp server (HubRegistry + `wps_emulator.rest.setup`) runs on a free port in a background
-thread for the module. Connections are registered straight into the hub with recording sinks, so
+thread for the module. Connections are registered straight into the hub with recording channels, so
 each test sees exactly what the service would push to clients or which clients it would close.
 Requests the SDK cannot make (bad content types, malformed tokens, :addToGroups) are sent with urllib
 and signed the way the SDK signs.
@@ -38,7 +38,7 @@ T = TypeVar("T")
 
 
 @dataclass
-class RecordingSink:
+class RecordingChannel:
     """A client as the hub sees it: records what it is sent and whether it is closed."""
 
     messages: list[ServerMessage] = field(default_factory=list)
@@ -91,16 +91,16 @@ class RestServer:
 
     def connect(
         self, hub: str, connection_id: str, user_id: str | None = None, *groups: str
-    ) -> RecordingSink:
-        sink = RecordingSink()
+    ) -> RecordingChannel:
+        channel = RecordingChannel()
 
         async def add() -> None:
-            conn = Connection(connection_id=connection_id, hub=hub, user_id=user_id, sink=sink)
+            conn = Connection(connection_id=connection_id, hub=hub, user_id=user_id, channel=channel)
             self.registry.hub(hub).add(conn)
             conn.groups |= set(groups)
 
         self.run(add)
-        return sink
+        return channel
 
     def connection(self, hub: str, connection_id: str) -> Connection:
         async def get() -> Connection:
@@ -174,8 +174,8 @@ def call(
         connection.close()
 
 
-def received(sink: RecordingSink) -> list[tuple[str, bytes]]:
-    return [(m.data_type, m.data) for m in sink.messages]
+def received(channel: RecordingChannel) -> list[tuple[str, bytes]]:
+    return [(m.data_type, m.data) for m in channel.messages]
 
 
 # --- sends ---------------------------------------------------------------------------------------
@@ -184,29 +184,29 @@ def received(sink: RecordingSink) -> list[tuple[str, bytes]]:
 def test_send_to_all_json_reaches_every_connection_as_json(server, hub, client) -> None:
     a, b = server.connect(hub, "c1", "alice"), server.connect(hub, "c2")
     client.send_to_all({"type": "msg", "text": "hé"})
-    for sink in (a, b):
-        [message] = sink.messages
+    for channel in (a, b):
+        [message] = channel.messages
         assert message.data_type == "json"
         assert message.source == "server"
         assert json.loads(message.data) == {"type": "msg", "text": "hé"}
 
 
 def test_send_to_all_text_plain_arrives_as_text(server, hub, client) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     client.send_to_all("hello wörld", content_type="text/plain")
-    assert received(sink) == [("text", "hello wörld".encode())]
+    assert received(channel) == [("text", "hello wörld".encode())]
 
 
 def test_send_to_all_octet_stream_arrives_as_binary(server, hub, client) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     client.send_to_all(b"\x00\x01\xffbin", content_type="application/octet-stream")
-    assert received(sink) == [("binary", b"\x00\x01\xffbin")]
+    assert received(channel) == [("binary", b"\x00\x01\xffbin")]
 
 
 def test_send_of_a_str_without_content_type_arrives_as_a_json_string(server, hub, client) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     client.send_to_all("hello")
-    assert received(sink) == [("json", b'"hello"')]
+    assert received(channel) == [("json", b'"hello"')]
 
 
 def test_send_to_all_skips_excluded_connections(server, hub, client) -> None:
@@ -270,19 +270,19 @@ def test_sends_to_missing_targets_are_accepted(server, hub, client) -> None:
 
 
 def test_sends_keep_their_order(server, hub, client) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     for n in range(5):
         client.send_to_all(str(n), content_type="text/plain")
-    assert [m.data for m in sink.messages] == [b"0", b"1", b"2", b"3", b"4"]
+    assert [m.data for m in channel.messages] == [b"0", b"1", b"2", b"3", b"4"]
 
 
 def test_bad_filter_is_a_400_naming_what_is_unsupported(server, hub, client) -> None:
-    sink = server.connect(hub, "c1", "alice")
+    channel = server.connect(hub, "c1", "alice")
     with pytest.raises(HttpResponseError) as raised:
         client.send_to_all({"m": 1}, filter="length(userId) gt 3")
     assert raised.value.status_code == 400
     assert "function length() is not supported" in str(raised.value)
-    assert sink.messages == []
+    assert channel.messages == []
 
 
 def test_malformed_filter_is_a_400_saying_where(server, hub, client) -> None:
@@ -320,11 +320,11 @@ def test_missing_content_type_is_a_400(server, hub) -> None:
 
 
 def test_invalid_json_body_is_a_400_and_nothing_is_delivered(server, hub) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     reply = call(server, "POST", f"/api/hubs/{hub}/:send", b"{not json", content_type="application/json")
     assert reply.status == 400
     assert "not valid JSON" in reply.json()["message"]
-    assert sink.messages == []
+    assert channel.messages == []
 
 
 def test_text_that_is_not_utf8_is_a_400(server, hub) -> None:
@@ -340,10 +340,10 @@ def test_a_charset_other_than_utf8_is_a_400(server, hub) -> None:
 
 
 def test_utf8_charset_parameter_is_accepted(server, hub) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     reply = call(server, "POST", f"/api/hubs/{hub}/:send", b"hi", content_type="text/plain; charset=utf-8")
     assert reply.status == 202
-    assert received(sink) == [("text", b"hi")]
+    assert received(channel) == [("text", b"hi")]
 
 
 def test_message_ttl_out_of_range_is_a_400(server, hub) -> None:
@@ -354,22 +354,22 @@ def test_message_ttl_out_of_range_is_a_400(server, hub) -> None:
 
 
 def test_a_body_over_the_app_limit_is_a_json_413(server, hub) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     body = b"x" * (1024**2 + 1)  # aiohttp's default client_max_size, which this test app keeps
     reply = call(server, "POST", f"/api/hubs/{hub}/:send", body, content_type="application/octet-stream")
     assert reply.status == 413
     assert reply.json()["code"] == "PayloadTooLarge"
-    assert sink.messages == []
+    assert channel.messages == []
 
 
 # --- group membership ------------------------------------------------------------------------------
 
 
 def test_add_connection_to_group_makes_it_receive_group_sends(server, hub, client) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     client.add_connection_to_group("room1", "c1")
     client.send_to_group("room1", {"m": 1})
-    assert len(sink.messages) == 1
+    assert len(channel.messages) == 1
     assert client.group_exists("room1")
 
 
@@ -467,9 +467,9 @@ def test_close_connection_passes_the_reason(server, hub, client) -> None:
 
 
 def test_close_connection_without_reason(server, hub, client) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     client.close_connection("c1")
-    assert sink.closed == [None]
+    assert channel.closed == [None]
 
 
 def test_close_unknown_connection_is_still_204(server, hub, client) -> None:
@@ -720,14 +720,14 @@ def test_expired_token_is_a_401(server, hub) -> None:
 
 
 def test_token_for_another_path_is_a_401(server, hub) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     token = sdk_token(f"{server.endpoint}/api/hubs/{hub}/users/u1/:send")
     reply = call(
         server, "POST", f"/api/hubs/{hub}/:send", b"{}", content_type="application/json", token=token
     )
     assert reply.status == 401
     assert "does not match the request URL" in reply.json()["message"]
-    assert sink.messages == []
+    assert channel.messages == []
 
 
 def test_token_for_another_host_is_a_401(server, hub) -> None:
@@ -825,7 +825,7 @@ def test_the_bearer_token_is_never_logged(server, hub, caplog) -> None:
 
 
 async def test_aio_client_sends_checks_and_lists(server, hub) -> None:
-    sink = server.connect(hub, "c1", "alice", "room")
+    channel = server.connect(hub, "c1", "alice", "room")
     for n in range(2, 5):
         server.connect(hub, f"c{n}", None, "room")
     cs = f"Endpoint={server.endpoint};AccessKey={KEY};Version=1.0;"
@@ -834,7 +834,7 @@ async def test_aio_client_sends_checks_and_lists(server, hub) -> None:
         assert await sdk.user_exists("alice") is True
         assert await sdk.group_exists("other") is False
         members = [m async for m in sdk.list_connections(group="room", maxpagesize=1)]
-    assert received(sink) == [("binary", b"\x01\x02")]
+    assert received(channel) == [("binary", b"\x01\x02")]
     assert [m.connection_id for m in members] == ["c1", "c2", "c3", "c4"]
 
 
