@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import jwt
 from aiohttp import web
@@ -29,14 +28,13 @@ from . import names
 from .hub import Connection, Hub, HubRegistry, Permission
 from .messages import SUPPORTED_CONTENT_TYPES, ServerMessage, data_type_of
 from .odata import FilterError, Predicate, compile_filter
+from .tokens import TokenError, origin_of, verify_rest_token
 
 log = logging.getLogger(__name__)
 # What an operation did, for its log line; each request runs in its own task, hence its own context.
 _detail: ContextVar[str | None] = ContextVar("wps_emulator_rest_detail", default=None)
 
 LATEST_API_VERSION = "2024-12-01"
-# Clock skew tolerated on `exp`, as for client tokens.
-TOKEN_LEEWAY_SECONDS = 300
 MAX_PAGE_SIZE = 200
 DEFAULT_TOKEN_MINUTES = 60
 
@@ -79,43 +77,6 @@ def setup(app: web.Application, *, registry: HubRegistry, access_key: str) -> No
 # --- authentication --------------------------------------------------------------------------
 
 
-def _request_origin(request: web.Request) -> tuple[str, str, int | None]:
-    """Scheme, lower-cased host and port of the URL the caller used to reach us."""
-    parts = urlsplit(f"{request.scheme}://{request.host}")
-    return parts.scheme.lower(), (parts.hostname or "").lower(), _port(parts.scheme, parts.port)
-
-
-def _port(scheme: str, port: int | None) -> int | None:
-    if port is not None:
-        return port
-    return {"http": 80, "https": 443}.get(scheme.lower())
-
-
-def audience_matches(audience: str, request: web.Request) -> bool:
-    """True when `audience` names this request's URL by scheme, host, port and path (query ignored).
-
-    The audience is accepted as supplied or URL-decoded once, and the request path as received or
-    decoded once: clients differ in how much of a group or user name they percent-encode.
-    """
-    scheme, host, port = _request_origin(request)
-    raw_path = request.raw_path.partition("?")[0]
-    paths = {raw_path.rstrip("/"), unquote(raw_path).rstrip("/")}
-    for candidate in dict.fromkeys((audience, unquote(audience))):
-        try:
-            parts = urlsplit(candidate)
-            candidate_port = _port(parts.scheme, parts.port)
-        except ValueError:
-            continue
-        if (
-            parts.scheme.lower() == scheme
-            and (parts.hostname or "").lower() == host
-            and candidate_port == port
-            and parts.path.rstrip("/") in paths
-        ):
-            return True
-    return False
-
-
 def authenticate(request: web.Request, access_key: str) -> None:
     """Check the bearer JWT of a REST call; raises a 401 `RestError` saying what is wrong."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -123,29 +84,13 @@ def authenticate(request: web.Request, access_key: str) -> None:
     if scheme.lower() != "bearer" or not token:
         raise RestError(401, "Unauthorized", "missing 'Authorization: Bearer <token>' header")
     try:
-        claims = jwt.decode(
-            token,
-            access_key,
-            algorithms=["HS256"],
-            leeway=TOKEN_LEEWAY_SECONDS,
-            options={"require": ["exp", "aud"], "verify_aud": False},
-        )
-    except jwt.ExpiredSignatureError:
-        raise RestError(401, "Unauthorized", "the bearer token has expired") from None
-    except jwt.InvalidSignatureError:
-        raise RestError(
-            401, "Unauthorized", "the bearer token is not signed with this emulator's access key"
-        ) from None
-    except jwt.PyJWTError as error:
-        raise RestError(401, "Unauthorized", f"invalid bearer token: {error}") from None
-    audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-    if not any(isinstance(aud, str) and audience_matches(aud, request) for aud in audiences):
-        url = f"{request.scheme}://{request.host}{request.raw_path.partition('?')[0]}"
-        raise RestError(
-            401,
-            "Unauthorized",
-            f"the token audience {claims['aud']!r} does not match the request URL {url!r}",
-        )
+        origins = {origin_of(f"{request.scheme}://{request.host}")}
+    except ValueError:
+        origins = set()
+    try:
+        verify_rest_token(token, access_key, request.raw_path, origins)
+    except TokenError as error:
+        raise RestError(error.status, "Unauthorized", str(error)) from None
 
 
 # --- request parsing -------------------------------------------------------------------------
@@ -553,7 +498,7 @@ class RestApi:
         groups = query.getall("group", [])
         for group in groups:
             check_group_name(group, "group")
-        scheme, _, _ = _request_origin(request)
+        scheme = request.scheme.lower()
         now = int(time.time())
         claims: dict[str, Any] = {
             # The hub as the caller spelled it, like the SDK's own offline tokens.
