@@ -24,7 +24,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from . import names
+from . import jsontext, names
 from .hub import Connection, Hub, HubRegistry, Permission
 from .messages import SUPPORTED_CONTENT_TYPES, ServerMessage, data_type_of
 from .odata import FilterError, Predicate, compile_filter
@@ -165,10 +165,6 @@ async def _read_body(request: web.Request) -> bytes:
         raise RestError(413, "PayloadTooLarge", f"the request body is too large: {error.text}") from None
 
 
-def _reject_json_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 async def read_message(request: web.Request) -> ServerMessage:
     """The body of a send as a server message; the content type picks json, text or binary."""
     if "Content-Type" not in request.headers:
@@ -187,8 +183,8 @@ async def read_message(request: web.Request) -> ServerMessage:
         try:
             text = body.decode("utf-8")
             if data_type == "json":
-                json.loads(text, parse_constant=_reject_json_constant)
-        except (UnicodeDecodeError, ValueError) as error:
+                jsontext.check(text)  # delivered as sent: checked, never decoded and re-encoded
+        except (UnicodeDecodeError, jsontext.JsonTextError) as error:
             what = "UTF-8 text" if isinstance(error, UnicodeDecodeError) else "JSON"
             raise _bad_request(f"the body is not valid {what}: {error}", "body") from None
     return ServerMessage(data=body, data_type=data_type, source="server")
@@ -373,7 +369,7 @@ class RestApi:
             )
         try:
             body = json.loads(await _read_body(request))
-        except (UnicodeDecodeError, ValueError) as error:
+        except (UnicodeDecodeError, ValueError, RecursionError) as error:
             raise _bad_request(f"the body is not valid JSON: {error}", "body") from None
         if not isinstance(body, dict):
             raise _bad_request("the body must be a JSON object with 'groups' and 'filter'", "body")

@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import WSCloseCode
 
 from . import jsonprotocol as jp
+from . import jsontext
 from .config import EmulatorConfig
 from .hub import HubRegistry
 from .messages import (
@@ -41,10 +42,10 @@ def reply_message(response: UpstreamResponse) -> ServerMessage | None:
     data_type = data_type_of(media_type(response.content_type or CONTENT_TYPES["binary"]))
     if data_type == "json":
         try:
-            value = json.loads(response.body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            jsontext.check(response.body.decode("utf-8"))
+        except (jsontext.JsonTextError, UnicodeDecodeError) as exc:
             raise ReplyError(f"reply declared application/json but is not JSON: {exc}") from exc
-        return ServerMessage(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode(), "json")
+        return ServerMessage(response.body, "json")  # passed on exactly as the handler wrote it
     if data_type == "text":
         try:
             response.body.decode("utf-8")

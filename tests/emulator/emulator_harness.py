@@ -63,9 +63,10 @@ class TestUpstream:
 
     Behaviour is chosen by the event: connect reads the client's query (`reject=<status>`,
     `userId=`, `groups=a,b`, `roles=r1,r2`, `subprotocol=`, `state=`), user events by name:
-    `echo` (same body and content type back), `fail` (500), `flaky` (500 on the first attempt of each
-    ce-id, then echo), `nocontent` (204), `slow` (204 after 3 s), `badtype` (200 application/xml),
-    `state` (sets and echoes `ce-connectionState`). The `message` event of simple clients echoes.
+    `echo` (same body and content type back), `fail` (500), `refuse` (400), `flaky` (500 on the first
+    attempt of each ce-id, then echo), `nocontent` (204), `slow` (204 after 3 s), `badtype` (200
+    application/xml), `state` (sets and echoes `ce-connectionState`). The `message` event of simple
+    clients echoes.
     """
 
     __test__ = False  # not a test class
@@ -216,6 +217,8 @@ class TestUpstream:
             return web.Response(status=200, body=recorded.body, headers={"Content-Type": content_type})
         if event == "fail":
             return web.Response(status=500, text="failing on purpose")
+        if event == "refuse":
+            return web.Response(status=400, text="refused by the test upstream")
         if event == "flaky":
             key = (recorded.connection_id, headers.get("ce-id", ""))
             with self._lock:

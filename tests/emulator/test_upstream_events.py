@@ -84,7 +84,7 @@ async def test_anonymous_connection_sends_no_user_header(run: EmulatorRun) -> No
     ("data_type", "data", "content_type", "body"),
     [
         ("text", "héllo", "text/plain", "héllo".encode()),
-        ("json", {"a": [1, "b"]}, "application/json", b'{"a":[1,"b"]}'),
+        ("json", {"a": [1, "b"]}, "application/json", b'{"a": [1, "b"]}'),  # as the client wrote it
         ("binary", base64.b64encode(b"\x00\xff").decode(), "application/octet-stream", b"\x00\xff"),
     ],
 )
