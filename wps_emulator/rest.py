@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import logging
 import re
@@ -309,11 +310,18 @@ class RestApi:
     # --- sends ---------------------------------------------------------------------------------
 
     async def _send(
-        self, request: web.Request, hub: Hub, candidates: Iterable[Connection] | None
+        self,
+        request: web.Request,
+        hub: Hub,
+        candidates: Iterable[Connection] | None,
+        group: str | None = None,
     ) -> web.StreamResponse:
         where = _filter_query(request)
         _int_query(request, "messageTtlSeconds", 0, 300)  # validated; delivery is immediate here
         message = await read_message(request)
+        if group is not None:
+            # JSON clients see a send to a group as a group message (without fromUserId), as in Azure.
+            message = dataclasses.replace(message, source="group", group=group)
         targets = hub.select(candidates, excluded=request.query.getall("excluded", []), where=where)
         count = await hub.deliver(targets, message)
         _detail.set(f"{message.data_type}, {len(message.data)} bytes to {count} connection(s)")
@@ -323,7 +331,8 @@ class RestApi:
         return await self._send(request, hub, None)
 
     async def send_to_group(self, request: web.Request, hub: Hub) -> web.StreamResponse:
-        return await self._send(request, hub, hub.in_group(_path_param(request, "group")))
+        group = _path_param(request, "group")
+        return await self._send(request, hub, hub.in_group(group), group)
 
     async def send_to_user(self, request: web.Request, hub: Hub) -> web.StreamResponse:
         return await self._send(request, hub, hub.of_user(_path_param(request, "userId")))

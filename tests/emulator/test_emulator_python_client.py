@@ -122,6 +122,25 @@ async def test_join_and_send_to_group_reach_other_clients(
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_rest_send_to_group_arrives_as_a_group_message_without_a_sender(
+    run: EmulatorRun, protocol: WebPubSubProtocolType
+) -> None:
+    service = run.emulator.service("chat")
+    async with sdk_client(run, protocol, user="listener") as (client, inbox):
+        await client.join_group("announcements")
+        service.send_to_group("announcements", {"notice": "hello"})
+        message = await asyncio.wait_for(inbox.group.get(), 10)
+        assert (message.group, message.data, message.from_user_id) == (
+            "announcements",
+            {"notice": "hello"},
+            None,
+        )
+        service.send_to_all("to everyone", content_type="text/plain")
+        assert (await asyncio.wait_for(inbox.server.get(), 10)).data == "to everyone"
+        assert inbox.group.empty()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_event_reply_arrives_as_a_server_message(
     run: EmulatorRun, protocol: WebPubSubProtocolType
 ) -> None:
@@ -163,8 +182,7 @@ async def test_reliable_client_recovers_from_a_dropped_socket_without_losing_mes
         connection_id = (await inbox.connection()).connection_id
         for i in range(5):
             service.send_to_group("lossless", f"m{i}", content_type="text/plain")
-        # REST sends reach clients as server messages, even when addressed to a group
-        received = [(await asyncio.wait_for(inbox.server.get(), 10)).data for _ in range(5)]
+        received = [(await asyncio.wait_for(inbox.group.get(), 10)).data for _ in range(5)]
 
         async with aiohttp.ClientSession() as session:
             hook = f"{run.emulator.endpoint}/_emulator/hubs/chat/connections/{connection_id}/drop"
@@ -172,10 +190,10 @@ async def test_reliable_client_recovers_from_a_dropped_socket_without_losing_mes
                 assert resp.status == 204
         for i in range(5, 10):  # sent while the client is away or reconnecting
             service.send_to_group("lossless", f"m{i}", content_type="text/plain")
-        received += [(await asyncio.wait_for(inbox.server.get(), 20)).data for _ in range(5)]
+        received += [(await asyncio.wait_for(inbox.group.get(), 20)).data for _ in range(5)]
 
         assert received == [f"m{i}" for i in range(10)]
-        assert inbox.server.empty()
+        assert inbox.group.empty()
         assert inbox.disconnected == []  # recovered, not reconnected as a new connection
         await client.send_to_group("lossless", "after", WebPubSubDataType.TEXT)
         assert (await asyncio.wait_for(inbox.group.get(), 10)).data == "after"

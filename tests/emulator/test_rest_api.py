@@ -233,6 +233,21 @@ def test_send_to_group_reaches_members_only_even_with_an_encoded_group_name(serv
     assert excluded.messages == [] and outsider.messages == []
 
 
+def test_send_to_group_is_a_group_message_without_a_sender(server, hub, client) -> None:
+    member = server.connect(hub, "c1", "alice", "room")
+    client.send_to_group("room", "hi", content_type="text/plain")
+    [message] = member.messages
+    assert (message.source, message.group, message.from_user_id) == ("group", "room", None)
+
+
+def test_sends_to_all_users_and_connections_are_server_messages(server, hub, client) -> None:
+    channel = server.connect(hub, "c1", "alice", "room")
+    client.send_to_all("a", content_type="text/plain")
+    client.send_to_user("alice", "b", content_type="text/plain")
+    client.send_to_connection("c1", "c", content_type="text/plain")
+    assert [(m.source, m.group) for m in channel.messages] == [("server", None)] * 3
+
+
 def test_send_to_group_with_filter(server, hub, client) -> None:
     alice = server.connect(hub, "c1", "alice", "g")
     bob = server.connect(hub, "c2", "bob", "g")

@@ -81,7 +81,10 @@ class LiveClient:
 
 @contextmanager
 def live_client(url: Callable[[], str], **options: Any) -> Iterator[LiveClient]:
-    """A real Web PubSub client connected to the emulator, recording server messages and disconnects."""
+    """A real Web PubSub client connected to the emulator, recording messages and disconnects.
+
+    Server messages arrive in the inbox as (data type, data), group messages as ("group:data type", data).
+    """
     inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
     disconnects: queue.Queue[str | None] = queue.Queue()
     connected: queue.Queue[str] = queue.Queue()
@@ -92,6 +95,7 @@ def live_client(url: Callable[[], str], **options: Any) -> Iterator[LiveClient]:
     client = WebPubSubClient(credential=WebPubSubClientCredential(url), **options)
     client.subscribe(CallbackType.CONNECTED, lambda e: connected.put(e.connection_id))
     client.subscribe(CallbackType.SERVER_MESSAGE, lambda e: inbox.put((str(e.data_type), e.data)))
+    client.subscribe(CallbackType.GROUP_MESSAGE, lambda e: inbox.put((f"{e.group}:{e.data_type}", e.data)))
     client.subscribe(CallbackType.DISCONNECTED, lambda e: disconnects.put(e.message))
     client.open()
     try:
@@ -153,7 +157,7 @@ def test_group_membership_set_by_rest_routes_group_sends(service) -> None:
     with live_client(token_url(service, user_id="dave")) as dave:
         service.add_connection_to_group("room7", dave.connection_id)
         service.send_to_group("room7", "in the room", content_type="text/plain")
-        assert dave.next_message() == ("text", "in the room")
+        assert dave.next_message() == ("room7:text", "in the room")  # a group message
         service.remove_connection_from_group("room7", dave.connection_id)
         service.send_to_group("room7", "left the room", content_type="text/plain")
         service.send_to_all("marker", content_type="text/plain")
