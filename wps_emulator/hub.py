@@ -46,13 +46,32 @@ class Connection:
     subprotocol: str | None = None
     roles: set[str] = field(default_factory=set)
     groups: set[str] = field(default_factory=set)
+    # Group roles revoked over REST: an explicit deny that wins over a role covering every group.
+    denied: set[str] = field(default_factory=set)
 
     def has_permission(self, permission: Permission, group: str | None = None) -> bool:
-        """Role check: `webpubsub.<permission>` covers every group, `.<group>` one group."""
+        """Role check: `webpubsub.<permission>` covers every group, `.<group>` one group, unless
+        that group's permission was revoked."""
         role = f"webpubsub.{permission}"
-        if role in self.roles:
-            return True
-        return group is not None and f"{role}.{group}" in self.roles
+        if group is not None and f"{role}.{group}" in self.denied:
+            return False
+        return role in self.roles or (group is not None and f"{role}.{group}" in self.roles)
+
+    def grant(self, permission: Permission, group: str | None) -> None:
+        """Grant for one group, or for every group (which also lifts that permission's revokes)."""
+        role = _role(permission, group)
+        self.roles.add(role)
+        if group is None:
+            self.denied = {d for d in self.denied if not d.startswith(role + ".")}
+        else:
+            self.denied.discard(role)
+
+    def revoke(self, permission: Permission, group: str | None) -> None:
+        """Revoke for one group (denied even under a role for every group), or the all-groups role."""
+        role = _role(permission, group)
+        self.roles.discard(role)
+        if group is not None:
+            self.denied.add(role)
 
 
 ConnectionFilter = Callable[[Connection], bool]
@@ -129,13 +148,13 @@ class Hub:
         conn = self.connections.get(connection_id)
         if conn is None:
             return False
-        conn.roles.add(_role(permission, group))
+        conn.grant(permission, group)
         return True
 
     def revoke(self, connection_id: str, permission: Permission, group: str | None) -> None:
         conn = self.connections.get(connection_id)
         if conn is not None:
-            conn.roles.discard(_role(permission, group))
+            conn.revoke(permission, group)
 
     # --- fan-out -----------------------------------------------------------------------------
     def select(

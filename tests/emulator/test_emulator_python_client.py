@@ -173,6 +173,28 @@ async def test_join_without_permission_raises_forbidden(run: EmulatorRun) -> Non
         assert raised.value.error_detail.name == "Forbidden"
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_revoked_group_refuses_join_and_send_even_under_roles_for_every_group(
+    run: EmulatorRun, protocol: WebPubSubProtocolType
+) -> None:
+    service = run.emulator.service("chat")
+    async with sdk_client(run, protocol, user="limited", message_retry_total=0) as (client, inbox):
+        connection_id = (await inbox.connection()).connection_id
+        await client.join_group("secret")
+        service.revoke_permission("sendToGroup", connection_id, target_name="secret")
+        service.revoke_permission("joinLeaveGroup", connection_id, target_name="secret")
+        assert service.has_permission("sendToGroup", connection_id, target_name="secret") is False
+        assert service.has_permission("sendToGroup", connection_id, target_name="open") is True
+        with pytest.raises(SendMessageError) as refused_send:
+            await client.send_to_group("secret", "psst", WebPubSubDataType.TEXT)
+        with pytest.raises(SendMessageError) as refused_join:
+            await client.join_group("secret")
+        assert refused_send.value.error_detail.name == refused_join.value.error_detail.name == "Forbidden"
+        await client.join_group("open")
+        await client.send_to_group("open", "fine", WebPubSubDataType.TEXT)
+        assert (await asyncio.wait_for(inbox.group.get(), 10)).data == "fine"
+
+
 async def test_reliable_client_recovers_from_a_dropped_socket_without_losing_messages(
     run: EmulatorRun,
 ) -> None:

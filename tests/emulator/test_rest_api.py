@@ -552,6 +552,32 @@ def test_a_permission_without_target_covers_every_group(server, hub, client) -> 
     assert client.has_permission("sendToGroup", "c1") is False
 
 
+def test_revoking_one_group_denies_it_even_under_a_role_for_every_group(server, hub, client) -> None:
+    server.connect(hub, "c1")
+    client.grant_permission("sendToGroup", "c1")
+    client.revoke_permission("sendToGroup", "c1", target_name="secret")
+    assert client.has_permission("sendToGroup", "c1", target_name="secret") is False
+    assert client.has_permission("sendToGroup", "c1", target_name="lobby") is True
+
+
+def test_granting_the_revoked_group_again_allows_it(server, hub, client) -> None:
+    server.connect(hub, "c1")
+    client.grant_permission("sendToGroup", "c1")
+    client.revoke_permission("sendToGroup", "c1", target_name="secret")
+    client.grant_permission("sendToGroup", "c1", target_name="secret")
+    assert client.has_permission("sendToGroup", "c1", target_name="secret") is True
+
+
+def test_granting_every_group_lifts_the_group_revokes_of_that_permission(server, hub, client) -> None:
+    server.connect(hub, "c1")
+    client.revoke_permission("sendToGroup", "c1", target_name="secret")
+    client.revoke_permission("joinLeaveGroup", "c1", target_name="secret")
+    client.grant_permission("sendToGroup", "c1")
+    client.grant_permission("joinLeaveGroup", "c1", target_name="secret")
+    assert client.has_permission("sendToGroup", "c1", target_name="secret") is True
+    assert client.has_permission("joinLeaveGroup", "c1", target_name="secret") is True
+
+
 def test_grant_to_a_missing_connection_is_not_found(server, hub, client) -> None:
     with pytest.raises(ResourceNotFoundError):
         client.grant_permission("sendToGroup", "ghost", target_name="room1")
