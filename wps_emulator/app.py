@@ -6,8 +6,10 @@ import logging
 
 from aiohttp import web
 
+from . import rest
 from .config import EmulatorConfig
 from .endpoint import SERVICE_KEY, client_endpoint
+from .hosts import HostPolicy, host_check
 from .hub import HubRegistry
 from .service import Service
 from .session import Session
@@ -42,8 +44,9 @@ def create_app(config: EmulatorConfig, registry: HubRegistry | None = None) -> w
         timeout=config.upstream_timeout,
         retry_delays=config.retry_delays,
     )
-    service = Service(config, registry, upstream)
-    app = web.Application(client_max_size=16 * 1024 * 1024)
+    hosts = HostPolicy(config.endpoint, config.allowed_hosts)
+    service = Service(config, registry, upstream, hosts)
+    app = web.Application(client_max_size=16 * 1024 * 1024, middlewares=[host_check(hosts)])
     app[SERVICE_KEY] = service
     app.router.add_get("/api/health", health)  # GET also registers HEAD
     app.router.add_route("GET", "/client/hubs/{hub}", client_endpoint)
@@ -53,7 +56,7 @@ def create_app(config: EmulatorConfig, registry: HubRegistry | None = None) -> w
         app.router.add_route(
             "POST", "/_emulator/hubs/{hub}/connections/{connection_id}/drop", drop_connection
         )
-    _setup_rest(app, registry, config.access_key)
+    rest.setup(app, registry=registry, access_key=config.access_key, hosts=hosts)
 
     async def shutdown(app: web.Application) -> None:
         for hub in registry:
@@ -63,14 +66,3 @@ def create_app(config: EmulatorConfig, registry: HubRegistry | None = None) -> w
 
     app.on_shutdown.append(shutdown)
     return app
-
-
-def _setup_rest(app: web.Application, registry: HubRegistry, access_key: str) -> None:
-    try:
-        from . import rest
-    except ModuleNotFoundError as exc:
-        if exc.name != "wps_emulator.rest":
-            raise
-        log.warning("REST API not available (wps_emulator.rest is missing)")
-        return
-    rest.setup(app, registry=registry, access_key=access_key)

@@ -79,6 +79,7 @@ class EmulatorConfig:
     retry_delays: tuple[float, ...] = (1.0, 3.0, 5.0)
     test_hooks: bool = False
     log_level: str = "INFO"
+    allowed_hosts: tuple[str, ...] = ()  # besides loopback names and the public endpoint's host
 
     @property
     def endpoint(self) -> str:
@@ -188,6 +189,11 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         default=None,
         help="expose /_emulator/... routes that simulate network faults (tests only)",
     )
+    parser.add_argument(
+        "--allowed-hosts",
+        help="comma list of host names clients and web pages may use besides localhost, 127.0.0.1, [::1] "
+        "and the public endpoint's host ('*' = any)",
+    )
     parser.add_argument("--log-level", help="DEBUG, INFO (default), WARNING")
     return parser
 
@@ -204,6 +210,7 @@ _FILE_KEYS = (
     "upstreamRetryDelays",
     "enableTestHooks",
     "logLevel",
+    "allowedHosts",
 )
 
 
@@ -275,6 +282,7 @@ def load_config(
         retry_delays=_retry_delays(sources.find("upstream-retry-delays", "1,3,5")),
         test_hooks=_switch(sources.find("enable-test-hooks", False)),
         log_level=str(sources.find("log-level", "INFO").value).upper(),
+        allowed_hosts=_host_names(sources.find("allowed-hosts", ())),
     )
     validate(config)
     return config
@@ -328,6 +336,21 @@ def _retry_delays(found: _Found) -> tuple[float, ...]:
         raise ConfigError(
             f"{found.where}: retry delays must be numbers of seconds, e.g. 1,3,5, not {value!r}"
         ) from None
+
+
+def _host_names(found: _Found) -> tuple[str, ...]:
+    value = found.value
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{found.where}: expected host names, e.g. myhost.local,192.168.1.20")
+    names = tuple(i.strip() for i in items if i.strip())
+    for name in names:
+        if "/" in name or name.count(":") == 1:
+            raise ConfigError(
+                f"{found.where}: {name!r} is not a host name; give names without scheme or port, "
+                "e.g. myhost.local (any port is accepted)"
+            )
+    return names
 
 
 def _switch(found: _Found) -> bool:

@@ -6,7 +6,6 @@ upgrade. Every refusal is an HTTP error before the upgrade, with a text body say
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hmac
 import json
@@ -20,7 +19,7 @@ from . import jsonprotocol as jp
 from .names import InvalidName, check_group_name, check_hub_name
 from .service import SYSTEM_EVENT_CONTENT_TYPE, Service
 from .session import Admission, ClientKind, Session
-from .tokens import ClientClaims, TokenError, origin_of, verify_client_token
+from .tokens import ClientClaims, TokenError, verify_client_token
 from .upstream import UpstreamError, UpstreamResponse
 
 log = logging.getLogger(__name__)
@@ -96,11 +95,8 @@ def _claims(request: web.Request, service: Service, hub: str) -> ClientClaims:
             token = auth[7:].strip()
     if not token:
         raise Refusal(401, "access token is missing: pass ?access_token=<jwt> or Authorization: Bearer <jwt>")
-    origins = {origin_of(service.config.endpoint)}
-    with contextlib.suppress(ValueError):
-        origins.add(origin_of(f"{request.scheme}://{request.host}"))
     try:
-        return verify_client_token(token, service.config.access_key, hub, origins)
+        return verify_client_token(token, service.config.access_key, hub, service.hosts.token_origins())
     except TokenError as exc:
         raise Refusal(exc.status, str(exc)) from exc
 

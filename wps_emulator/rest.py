@@ -17,7 +17,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -26,10 +26,11 @@ import jwt
 from aiohttp import web
 
 from . import jsontext, names
+from .hosts import HostPolicy
 from .hub import Connection, Hub, HubRegistry, Permission
 from .messages import SUPPORTED_CONTENT_TYPES, ServerMessage, data_type_of
 from .odata import FilterError, Predicate, compile_filter
-from .tokens import TokenError, origin_of, verify_rest_token
+from .tokens import Origin, TokenError, verify_rest_token
 
 log = logging.getLogger(__name__)
 # What an operation did, for its log line; each request runs in its own task, hence its own context.
@@ -70,24 +71,23 @@ def _bad_request(message: str, target: str | None = None) -> RestError:
 Operation = Callable[[web.Request, Hub], Awaitable[web.StreamResponse]]
 
 
-def setup(app: web.Application, *, registry: HubRegistry, access_key: str) -> None:
-    """Register every REST operation on `app`, sharing hub state with the WebSocket side."""
-    RestApi(registry, access_key).register(app)
+def setup(app: web.Application, *, registry: HubRegistry, access_key: str, hosts: HostPolicy) -> None:
+    """Register every REST operation on `app`, sharing hub state with the WebSocket side.
+
+    `hosts` says which endpoints bearer tokens may name (the public endpoint and its local forms).
+    """
+    RestApi(registry, access_key, hosts).register(app)
 
 
 # --- authentication --------------------------------------------------------------------------
 
 
-def authenticate(request: web.Request, access_key: str) -> None:
+def authenticate(request: web.Request, access_key: str, origins: Collection[Origin]) -> None:
     """Check the bearer JWT of a REST call; raises a 401 `RestError` saying what is wrong."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise RestError(401, "Unauthorized", "missing 'Authorization: Bearer <token>' header")
-    try:
-        origins = {origin_of(f"{request.scheme}://{request.host}")}
-    except ValueError:
-        origins = set()
     try:
         verify_rest_token(token, access_key, request.raw_path, origins)
     except TokenError as error:
@@ -225,9 +225,10 @@ class PagePosition:
 class RestApi:
     """The REST operations over one `HubRegistry`, authenticated with one access key."""
 
-    def __init__(self, registry: HubRegistry, access_key: str) -> None:
+    def __init__(self, registry: HubRegistry, access_key: str, hosts: HostPolicy) -> None:
         self.registry = registry
         self.access_key = access_key
+        self.token_origins = hosts.token_origins()
 
     def register(self, app: web.Application) -> None:
         hub = "/api/hubs/{hub}"
@@ -275,7 +276,7 @@ class RestApi:
             started = time.perf_counter()
             _detail.set(None)
             try:
-                authenticate(request, self.access_key)
+                authenticate(request, self.access_key, self.token_origins)
                 check_api_version(request)
                 name = request.match_info["hub"]
                 check_hub_name(name)

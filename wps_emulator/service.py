@@ -13,6 +13,7 @@ from aiohttp import WSCloseCode
 from . import jsonprotocol as jp
 from . import jsontext
 from .config import EmulatorConfig
+from .hosts import HostPolicy
 from .hub import HubRegistry
 from .messages import (
     CONTENT_TYPES,
@@ -60,10 +61,13 @@ def reply_message(response: UpstreamResponse) -> ServerMessage | None:
 class Service:
     """The emulated service: hub state, configured event handlers and the upstream client."""
 
-    def __init__(self, config: EmulatorConfig, registry: HubRegistry, upstream: Upstream) -> None:
+    def __init__(
+        self, config: EmulatorConfig, registry: HubRegistry, upstream: Upstream, hosts: HostPolicy
+    ) -> None:
         self.config = config
         self.registry = registry
         self.upstream = upstream
+        self.hosts = hosts
         self._background: set[asyncio.Task[Any]] = set()
 
     # --- upstream ------------------------------------------------------------------------------

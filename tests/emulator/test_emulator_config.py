@@ -116,11 +116,19 @@ def test_json_file_declares_hubs_and_command_line_replaces_one(tmp_path: Path) -
         (["--hub", "1chat", "--upstream", "http://a/x"], "hub name"),
         (["--public-endpoint", "localhost:8080"], "public endpoint"),
         (["--upstream-retry-delays", "1,soon"], "retry delays"),
+        (["--allowed-hosts", "http://myhost:3000"], "not a host name"),
     ],
 )
 def test_invalid_settings_are_refused_with_a_clear_message(argv: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_config(argv, environ={})
+
+
+def test_allowed_hosts_come_as_a_comma_list_or_a_json_list(tmp_path: Path) -> None:
+    assert load_config(["--allowed-hosts", "a.test, b.test"], environ={}).allowed_hosts == ("a.test", "b.test")
+    file = tmp_path / "emulator.json"
+    file.write_text(json.dumps({"allowedHosts": ["c.test"]}))
+    assert load_config(["--config", str(file)], environ={}).allowed_hosts == ("c.test",)
 
 
 def test_unknown_json_keys_are_refused(tmp_path: Path) -> None:

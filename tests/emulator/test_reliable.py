@@ -10,9 +10,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
-from emulator_harness import KEY, RELIABLE, EmulatorRun, WsClient, start_emulator, ws_client
+from emulator_harness import RELIABLE, EmulatorRun, WsClient, start_emulator, ws_client
 
 import wps_emulator.session
+from devhost.processes import free_port
+from tests.constants import web_pubsub_connection_string
 from wps_emulator.app import create_app
 from wps_emulator.config import EmulatorConfig
 from wps_emulator.hub import HubRegistry
@@ -172,10 +174,11 @@ async def test_connection_not_recovered_in_time_ends(monkeypatch: pytest.MonkeyP
     # In-process, with a short recovery window: the window itself (30 s) is too long for a test.
     monkeypatch.setattr(wps_emulator.session, "RECOVERY_WINDOW_SECONDS", 0.2)
     registry = HubRegistry()
-    async with TestServer(create_app(EmulatorConfig(test_hooks=True), registry), host="127.0.0.1") as server:
-        endpoint = f"http://127.0.0.1:{server.port}"
+    config = EmulatorConfig(port=free_port(), test_hooks=True)
+    async with TestServer(create_app(config, registry), host="127.0.0.1", port=config.port):
+        endpoint = f"http://127.0.0.1:{config.port}"
         service = WebPubSubServiceClient.from_connection_string(
-            f"Endpoint={endpoint};AccessKey={KEY};", hub="h"
+            web_pubsub_connection_string(endpoint), hub="h"
         )
         async with ws_client(
             service.get_client_access_token(user_id="x")["url"], protocol=RELIABLE

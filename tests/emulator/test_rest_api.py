@@ -30,6 +30,7 @@ from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient as AioWe
 
 from devhost.processes import free_port
 from wps_emulator import rest
+from wps_emulator.hosts import HostPolicy
 from wps_emulator.hub import Connection, HubRegistry
 from wps_emulator.messages import ServerMessage
 
@@ -69,7 +70,7 @@ class RestServer:
 
     async def _start(self) -> None:
         app = web.Application()
-        rest.setup(app, registry=self.registry, access_key=KEY)
+        rest.setup(app, registry=self.registry, access_key=KEY, hosts=HostPolicy(self.endpoint))
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
