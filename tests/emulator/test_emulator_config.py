@@ -9,18 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from wps_emulator.config import DEFAULT_ACCESS_KEY, ConfigError, EventHandler, HubSettings, load_config
+from tests.constants import ACCESS_KEY, web_pubsub_connection_string
+from wps_emulator.config import ConfigError, EventHandler, HubSettings, load_config
 
 OTHER_KEY = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH"
 
 
 def test_defaults_match_microsofts_emulator() -> None:
     config = load_config([], environ={})
-    assert (config.host, config.port, config.access_key) == ("127.0.0.1", 8080, DEFAULT_ACCESS_KEY)
-    assert (
-        config.connection_string
-        == f"Endpoint=http://localhost:8080;AccessKey={DEFAULT_ACCESS_KEY};Version=1.0;"
-    )
+    assert (config.host, config.port, config.access_key) == ("127.0.0.1", 8080, ACCESS_KEY)
+    assert config.connection_string == web_pubsub_connection_string("http://localhost:8080")
     assert config.retry_delays == (1.0, 3.0, 5.0)
 
 
@@ -125,7 +123,10 @@ def test_invalid_settings_are_refused_with_a_clear_message(argv: list[str], mess
 
 
 def test_allowed_hosts_come_as_a_comma_list_or_a_json_list(tmp_path: Path) -> None:
-    assert load_config(["--allowed-hosts", "a.test, b.test"], environ={}).allowed_hosts == ("a.test", "b.test")
+    assert load_config(["--allowed-hosts", "a.test, b.test"], environ={}).allowed_hosts == (
+        "a.test",
+        "b.test",
+    )
     file = tmp_path / "emulator.json"
     file.write_text(json.dumps({"allowedHosts": ["c.test"]}))
     assert load_config(["--config", str(file)], environ={}).allowed_hosts == ("c.test",)

@@ -146,9 +146,11 @@ async def test_a_drop_and_reconnection_send_no_disconnected_or_second_connected_
 
 async def test_dropped_connection_stays_in_the_hub_while_it_may_come_back(run: EmulatorRun) -> None:
     async with ws_client(url(run), protocol=RELIABLE) as client:
+        conn = client.connected["connectionId"]
         await drop(run, client)
-        await asyncio.sleep(0.1)
-        assert run.emulator.service("plain").connection_exists(client.connected["connectionId"])
+        # Once the emulator has noticed the lost socket, the connection waits (30 s) instead of ending.
+        await run.emulator.wait_for_log(f"connection plain/{conn} lost its socket; waiting")
+        assert run.emulator.service("plain").connection_exists(conn)
 
 
 async def test_more_than_1000_unacknowledged_messages_end_the_connection(run: EmulatorRun) -> None:

@@ -29,12 +29,12 @@ from azure.messaging.webpubsubservice import WebPubSubServiceClient
 from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient as AioWebPubSubServiceClient
 
 from devhost.processes import free_port
+from tests.constants import ACCESS_KEY, web_pubsub_connection_string
 from wps_emulator import rest
 from wps_emulator.hosts import HostPolicy
 from wps_emulator.hub import Connection, HubRegistry
 from wps_emulator.messages import ServerMessage
 
-KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"
 T = TypeVar("T")
 
 
@@ -70,7 +70,7 @@ class RestServer:
 
     async def _start(self) -> None:
         app = web.Application()
-        rest.setup(app, registry=self.registry, access_key=KEY, hosts=HostPolicy(self.endpoint))
+        rest.setup(app, registry=self.registry, access_key=ACCESS_KEY, hosts=HostPolicy(self.endpoint))
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -132,12 +132,12 @@ def hub() -> str:
 
 @pytest.fixture
 def client(server: RestServer, hub: str) -> Iterator[WebPubSubServiceClient]:
-    cs = f"Endpoint={server.endpoint};AccessKey={KEY};Version=1.0;"
+    cs = web_pubsub_connection_string(server.endpoint)
     with WebPubSubServiceClient.from_connection_string(cs, hub=hub, retry_total=0) as sdk:
         yield sdk
 
 
-def sdk_token(url: str, *, key: str = KEY, lifetime: int = 60) -> str:
+def sdk_token(url: str, *, key: str = ACCESS_KEY, lifetime: int = 60) -> str:
     """A REST bearer token exactly as the SDK makes one: aud = the full URL, exp = now + 60 s."""
     return jwt.encode({"aud": url, "exp": int(time.time()) + lifetime}, key, algorithm="HS256")
 
@@ -526,7 +526,7 @@ def test_exists_checks_answer_true_and_false(server, hub, client) -> None:
 
 def test_hub_names_compare_case_insensitively(server, hub) -> None:
     server.connect(hub, "c1")
-    cs = f"Endpoint={server.endpoint};AccessKey={KEY};Version=1.0;"
+    cs = web_pubsub_connection_string(server.endpoint)
     with WebPubSubServiceClient.from_connection_string(cs, hub=hub.upper(), retry_total=0) as upper:
         assert upper.connection_exists("c1")
 
@@ -660,7 +660,9 @@ def test_generate_token_signs_the_claims_asked_for(server, hub) -> None:
     reply = call(server, "POST", path)
     assert reply.status == 200
     token = reply.json()["token"]
-    claims = jwt.decode(token, KEY, algorithms=["HS256"], audience=f"{server.endpoint}/client/hubs/{hub}")
+    claims = jwt.decode(
+        token, ACCESS_KEY, algorithms=["HS256"], audience=f"{server.endpoint}/client/hubs/{hub}"
+    )
     assert claims["sub"] == "alice"
     assert claims["role"] == ["webpubsub.joinLeaveGroup.room1", "webpubsub.sendToGroup.room1"]
     assert claims["webpubsub.group"] == ["room1"]
@@ -669,14 +671,16 @@ def test_generate_token_signs_the_claims_asked_for(server, hub) -> None:
 
 def test_generate_token_defaults_to_an_anonymous_hour(server, hub) -> None:
     token = call(server, "POST", f"/api/hubs/{hub}/:generateToken").json()["token"]
-    claims = jwt.decode(token, KEY, algorithms=["HS256"], audience=f"{server.endpoint}/client/hubs/{hub}")
+    claims = jwt.decode(
+        token, ACCESS_KEY, algorithms=["HS256"], audience=f"{server.endpoint}/client/hubs/{hub}"
+    )
     assert set(claims) == {"aud", "iat", "exp"}
     assert claims["exp"] - claims["iat"] == 3600
 
 
 def test_generate_token_for_mqtt_clients_uses_the_mqtt_path(server, hub) -> None:
     token = call(server, "POST", f"/api/hubs/{hub}/:generateToken?clientType=MQTT").json()["token"]
-    claims = jwt.decode(token, KEY, algorithms=["HS256"], options={"verify_aud": False})
+    claims = jwt.decode(token, ACCESS_KEY, algorithms=["HS256"], options={"verify_aud": False})
     assert claims["aud"] == f"{server.endpoint}/clients/mqtt/hubs/{hub}"
 
 
@@ -703,7 +707,7 @@ class EmulatorKeyCredential:
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         expires = int(time.time()) + 60
-        token = jwt.encode({"aud": self.audience, "exp": expires}, KEY, algorithm="HS256")
+        token = jwt.encode({"aud": self.audience, "exp": expires}, ACCESS_KEY, algorithm="HS256")
         return AccessToken(token, expires)
 
 
@@ -716,7 +720,7 @@ def test_sdk_get_client_access_token_over_rest(server, hub) -> None:
     assert access["baseUrl"] == base
     assert access["url"] == f"{base}?access_token={access['token']}"
     claims = jwt.decode(
-        access["token"], KEY, algorithms=["HS256"], audience=f"{server.endpoint}/client/hubs/{hub}"
+        access["token"], ACCESS_KEY, algorithms=["HS256"], audience=f"{server.endpoint}/client/hubs/{hub}"
     )
     assert (claims["sub"], claims["webpubsub.group"]) == ("bob", ["g1"])
 
@@ -725,14 +729,14 @@ def test_sdk_get_client_access_token_over_rest(server, hub) -> None:
 
 
 def test_wrong_access_key_is_refused(server, hub) -> None:
-    cs = f"Endpoint={server.endpoint};AccessKey={'Z' * 44};Version=1.0;"
+    cs = web_pubsub_connection_string(server.endpoint, "Z" * 44)
     refused = pytest.raises(ClientAuthenticationError, match="not signed with this emulator's access key")
     with WebPubSubServiceClient.from_connection_string(cs, hub=hub, retry_total=0) as wrong, refused:
         wrong.send_to_all({"m": 1})
 
 
 def test_wrong_access_key_is_refused_on_head_too(server, hub) -> None:
-    cs = f"Endpoint={server.endpoint};AccessKey={'Z' * 44};Version=1.0;"
+    cs = web_pubsub_connection_string(server.endpoint, "Z" * 44)
     refused = pytest.raises(ClientAuthenticationError)
     with WebPubSubServiceClient.from_connection_string(cs, hub=hub, retry_total=0) as wrong, refused:
         wrong.group_exists("g")
@@ -794,7 +798,7 @@ def test_audience_is_accepted_url_decoded(server, hub) -> None:
 
 
 def test_token_without_exp_is_a_401(server, hub) -> None:
-    token = jwt.encode({"aud": f"{server.endpoint}/api/hubs/{hub}/users/u1"}, KEY, algorithm="HS256")
+    token = jwt.encode({"aud": f"{server.endpoint}/api/hubs/{hub}/users/u1"}, ACCESS_KEY, algorithm="HS256")
     reply = call(server, "HEAD", f"/api/hubs/{hub}/users/u1", token=token)
     assert reply.status == 401
 
@@ -870,7 +874,7 @@ async def test_aio_client_sends_checks_and_lists(server, hub) -> None:
     channel = server.connect(hub, "c1", "alice", "room")
     for n in range(2, 5):
         server.connect(hub, f"c{n}", None, "room")
-    cs = f"Endpoint={server.endpoint};AccessKey={KEY};Version=1.0;"
+    cs = web_pubsub_connection_string(server.endpoint)
     async with AioWebPubSubServiceClient.from_connection_string(cs, hub=hub, retry_total=0) as sdk:
         await sdk.send_to_group("room", b"\x01\x02", content_type="application/octet-stream", excluded=["c2"])
         assert await sdk.user_exists("alice") is True
@@ -881,7 +885,7 @@ async def test_aio_client_sends_checks_and_lists(server, hub) -> None:
 
 
 async def test_aio_client_bad_filter_is_a_400(server, hub) -> None:
-    cs = f"Endpoint={server.endpoint};AccessKey={KEY};Version=1.0;"
+    cs = web_pubsub_connection_string(server.endpoint)
     async with AioWebPubSubServiceClient.from_connection_string(cs, hub=hub, retry_total=0) as sdk:
         with pytest.raises(HttpResponseError) as raised:
             await sdk.send_to_all({"m": 1}, filter="userId eq 'a' AND true")

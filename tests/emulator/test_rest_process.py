@@ -23,9 +23,8 @@ from azure.messaging.webpubsubclient.models import CallbackType
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
 
 from devhost.processes import ManagedProcess, free_port
+from tests.constants import ACCESS_KEY, HUB, web_pubsub_connection_string
 
-KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"
-HUB = "chat"
 WAIT = 10.0  # seconds a client may take to see an effect; a deadline, not a measurement
 
 
@@ -35,7 +34,7 @@ class Emulator:
 
     @property
     def connection_string(self) -> str:
-        return f"Endpoint={self.endpoint};AccessKey={KEY};Version=1.0;"
+        return web_pubsub_connection_string(self.endpoint)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +49,7 @@ def emulator(session_logs: Path) -> Iterator[Emulator]:
         "--port",
         str(port),
         "--access-key",
-        KEY,
+        ACCESS_KEY,
     ]
     process = ManagedProcess("wps-emulator-rest", argv, session_logs / "wps-emulator-rest.log").start()
     try:
@@ -180,7 +179,7 @@ class EmulatorKeyCredential:
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         expires = int(time.time()) + 60
         return AccessToken(
-            jwt.encode({"aud": self.audience, "exp": expires}, KEY, algorithm="HS256"), expires
+            jwt.encode({"aud": self.audience, "exp": expires}, ACCESS_KEY, algorithm="HS256"), expires
         )
 
 
