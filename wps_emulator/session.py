@@ -184,10 +184,6 @@ class Session:
         self._next_event_id += 1
         return event_id
 
-    @property
-    def attached(self) -> bool:
-        return self.ws is not None and not self.ws.closed
-
     # --- sending -------------------------------------------------------------------------------
     # Frames are written straight to the transport, synchronously: a broadcast to 1,000 clients then
     # costs one write per client (the frame bytes are built once per message and protocol), frames
