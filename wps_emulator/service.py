@@ -28,7 +28,7 @@ from .upstream import EventKind, EventOrigin, Upstream, UpstreamError, UpstreamE
 
 log = logging.getLogger(__name__)
 
-SYSTEM_EVENT_CONTENT_TYPE = "application/json; charset=utf-8"
+SYSTEM_EVENT_CONTENT_TYPE = f"{CONTENT_TYPES['json']}; charset=utf-8"  # connect, connected, disconnected
 
 
 class ReplyError(Exception):
