@@ -31,8 +31,8 @@ from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient as Async
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from devhost.processes import ManagedProcess, free_port, python_module_argv
+from wps_emulator.config import DEFAULT_ACCESS_KEY
 
-KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"
 PROTOCOLS = {
     "simple": None,
     "json": "json.webpubsub.azure.v1",
@@ -65,6 +65,23 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _next_frame(buf: bytearray, pos: int) -> tuple[int, int] | None:
+    """(opcode, end) of the whole server frame at `pos` (RFC 6455 5.2, unmasked), or None if incomplete."""
+    if len(buf) - pos < 2:
+        return None
+    opcode, size, head = buf[pos] & 0x0F, buf[pos + 1] & 0x7F, 2
+    if size == 126:
+        if len(buf) - pos < 4:
+            return None
+        size, head = struct.unpack_from("!H", buf, pos + 2)[0], 4
+    elif size == 127:
+        if len(buf) - pos < 10:
+            return None
+        size, head = struct.unpack_from("!Q", buf, pos + 2)[0], 10
+    end = pos + head + size
+    return (opcode, end) if end <= len(buf) else None
 
 
 class CountingClient(asyncio.Protocol):
@@ -117,32 +134,21 @@ class CountingClient(asyncio.Protocol):
 
     def _count_frames(self) -> None:
         buf, pos = self.buffer, 0
-        while len(buf) - pos >= 2:
-            opcode, size, head = buf[pos] & 0x0F, buf[pos + 1] & 0x7F, 2
-            if size == 126:
-                if len(buf) - pos < 4:
-                    break
-                size, head = struct.unpack_from("!H", buf, pos + 2)[0], 4
-            elif size == 127:
-                if len(buf) - pos < 10:
-                    break
-                size, head = struct.unpack_from("!Q", buf, pos + 2)[0], 10
-            if len(buf) - pos < head + size:
-                break
-            pos += head + size
+        while (frame := _next_frame(buf, pos)) is not None:
+            opcode, pos = frame
             if opcode in (1, 2):
-                self.frames += 1
-                if (
-                    self.subprotocol == PROTOCOLS["reliable"]
-                    and (self.frames - 1) % 100 == 0
-                    and self.frames > 1
-                ):
-                    self._send_text(json.dumps({"type": "sequenceAck", "sequenceId": self.frames - 1}))
+                self._on_data_frame()
             elif opcode == 8:
                 self.done.set_exception(RuntimeError(f"closed by the emulator after {self.frames} frames"))
         del buf[:pos]
         if self.frames >= self.expected and not self.done.done():
             self.done.set_result(None)
+
+    def _on_data_frame(self) -> None:
+        self.frames += 1
+        # Reliable clients acknowledge every 100 messages (the first frame is the connected message).
+        if self.subprotocol == PROTOCOLS["reliable"] and self.frames > 1 and (self.frames - 1) % 100 == 0:
+            self._send_text(json.dumps({"type": "sequenceAck", "sequenceId": self.frames - 1}))
 
     def _send_text(self, text: str) -> None:
         # Clients must mask their frames; a zero mask key leaves the payload as it is.
@@ -160,7 +166,7 @@ class CountingClient(asyncio.Protocol):
 async def measure(endpoint: str, protocol: str, connections: int, broadcasts: int, pid: int) -> Result:
     """Open the connections, broadcast, wait for every delivery, close."""
     hub = f"bench{protocol}"
-    connection_string = f"Endpoint={endpoint};AccessKey={KEY};Version=1.0;"
+    connection_string = f"Endpoint={endpoint};AccessKey={DEFAULT_ACCESS_KEY};Version=1.0;"
     url = WebPubSubServiceClient.from_connection_string(connection_string, hub=hub).get_client_access_token(
         user_id="bench"
     )["url"]

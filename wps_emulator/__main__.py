@@ -1,7 +1,8 @@
-"""`python -m wps_emulator`: run the local Web PubSub emulator."""
+"""`python -m wps_emulator` (or `wps-emulator`): run the local Web PubSub emulator."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 from collections.abc import Sequence
@@ -9,22 +10,38 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from .app import create_app
-from .config import ConfigError, load_config
+from .config import ConfigError, EmulatorConfig, load_config, program_name
+from .port_owner import port_owner
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse settings, print the connection string and serve until interrupted."""
+    """Parse settings, serve until interrupted; the connection string is printed once listening."""
     try:
         config = load_config(argv)
     except ConfigError as exc:
-        print(f"wps_emulator: {exc}", file=sys.stderr)
+        print(f"{program_name()}: {exc}", file=sys.stderr)
         return 2
+    # Other libraries (aiohttp) say only what goes wrong; every emulator module logs under `wps_emulator`.
     logging.basicConfig(
-        level=getattr(logging, config.log_level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stdout,
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout
     )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("wps_emulator").setLevel(getattr(logging, config.log_level, logging.INFO))
+    try:
+        web.run_app(
+            create_app(config),
+            host=config.host,
+            port=config.port,
+            print=lambda _: announce(config),  # called once the port is bound
+            access_log=None,
+        )
+    except OSError as exc:
+        print(f"{program_name()}: {cannot_listen(config, exc)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def announce(config: EmulatorConfig) -> None:
+    """The connection string first (tools read the first line), then each hub's event handlers."""
     print(config.connection_string, flush=True)
     for hub in config.hubs:
         for handler in hub.handlers:
@@ -33,8 +50,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"system events {','.join(handler.system_events) or '-'}",
                 flush=True,
             )
-    web.run_app(create_app(config), host=config.host, port=config.port, print=None, access_log=None)
-    return 0
+
+
+def cannot_listen(config: EmulatorConfig, exc: OSError) -> str:
+    """One line saying why the emulator cannot listen and what to do about it."""
+    where = f"{config.host}:{config.port}"
+    if exc.errno == errno.EADDRINUSE:
+        owner = port_owner(config.port)
+        held = f" by {owner}" if owner else ""
+        return (
+            f"port {config.port} is already in use{held}; stop that process, or pick another port with "
+            f"--port <number> (or WPS_EMULATOR_PORT)"
+        )
+    if exc.errno == errno.EACCES:
+        return f"not allowed to listen on {where}; pick a port above 1023 with --port <number>"
+    return f"cannot listen on {where}: {exc.strerror or exc}; check --host and --port"
 
 
 if __name__ == "__main__":

@@ -6,14 +6,16 @@ import logging
 
 from aiohttp import web
 
+from . import rest
 from .config import EmulatorConfig
-from .connection import ClientConnection
 from .endpoint import SERVICE_KEY, client_endpoint
+from .hosts import HostPolicy, host_check
 from .hub import HubRegistry
 from .service import Service
+from .session import Session
 from .upstream import Upstream
 
-log = logging.getLogger("wps_emulator")
+log = logging.getLogger(__name__)
 
 
 async def health(request: web.Request) -> web.Response:
@@ -24,11 +26,12 @@ async def health(request: web.Request) -> web.Response:
 async def drop_connection(request: web.Request) -> web.Response:
     """Test hook: cut a client's TCP connection without a close frame, as a network failure would."""
     service = request.app[SERVICE_KEY]
-    info = service.registry.hub(request.match_info["hub"]).get(request.match_info["connection_id"])
-    if info is None or not isinstance(info.sink, ClientConnection):
+    connection = service.registry.hub(request.match_info["hub"]).get(request.match_info["connection_id"])
+    session = connection.channel if connection is not None else None
+    if not isinstance(session, Session):
         return web.Response(status=404, text="no such connection\n")
-    log.info("test hook: dropping the socket of %s", info.sink.label)
-    info.sink.abort()
+    log.info("test hook: dropping the socket of %s", session.label)
+    session.abort()
     return web.Response(status=204)
 
 
@@ -41,8 +44,9 @@ def create_app(config: EmulatorConfig, registry: HubRegistry | None = None) -> w
         timeout=config.upstream_timeout,
         retry_delays=config.retry_delays,
     )
-    service = Service(config, registry, upstream)
-    app = web.Application(client_max_size=16 * 1024 * 1024)
+    hosts = HostPolicy(config.endpoint, config.allowed_hosts)
+    service = Service(config, registry, upstream, hosts)
+    app = web.Application(client_max_size=16 * 1024 * 1024, middlewares=[host_check(hosts)])
     app[SERVICE_KEY] = service
     app.router.add_get("/api/health", health)  # GET also registers HEAD
     app.router.add_route("GET", "/client/hubs/{hub}", client_endpoint)
@@ -52,7 +56,7 @@ def create_app(config: EmulatorConfig, registry: HubRegistry | None = None) -> w
         app.router.add_route(
             "POST", "/_emulator/hubs/{hub}/connections/{connection_id}/drop", drop_connection
         )
-    _setup_rest(app, registry, config.access_key)
+    rest.setup(app, registry=registry, access_key=config.access_key, hosts=hosts)
 
     async def shutdown(app: web.Application) -> None:
         for hub in registry:
@@ -62,14 +66,3 @@ def create_app(config: EmulatorConfig, registry: HubRegistry | None = None) -> w
 
     app.on_shutdown.append(shutdown)
     return app
-
-
-def _setup_rest(app: web.Application, registry: HubRegistry, access_key: str) -> None:
-    try:
-        from . import rest
-    except ModuleNotFoundError as exc:
-        if exc.name != "wps_emulator.rest":
-            raise
-        log.warning("REST API not available (wps_emulator.rest is missing)")
-        return
-    rest.setup(app, registry=registry, access_key=access_key)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
+import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from .hosts import is_loopback
+from .names import InvalidName, check_hub_name
 
 DEFAULT_PORT = 8080
 DEFAULT_ACCESS_KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"
@@ -23,7 +26,6 @@ SYSTEM_EVENTS = ("connect", "connected", "disconnected")
 DEFAULT_UPSTREAM_TIMEOUT = 100.0
 ENV_PREFIX = "WPS_EMULATOR_"
 ANY_HUB = "*"
-_HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}$")
 
 
 class ConfigError(ValueError):
@@ -77,6 +79,7 @@ class EmulatorConfig:
     retry_delays: tuple[float, ...] = (1.0, 3.0, 5.0)
     test_hooks: bool = False
     log_level: str = "INFO"
+    allowed_hosts: tuple[str, ...] = ()  # besides loopback names and the public endpoint's host
 
     @property
     def endpoint(self) -> str:
@@ -101,10 +104,6 @@ class EmulatorConfig:
             if settings.name == ANY_HUB:
                 fallback = settings
         return fallback
-
-
-def is_valid_hub_name(name: str) -> bool:
-    return bool(_HUB_NAME.match(name))
 
 
 # --- command line ------------------------------------------------------------------------------------
@@ -148,9 +147,15 @@ class _HandlerAction(argparse.Action):
         handlers[-1][key] = values
 
 
-def build_parser() -> argparse.ArgumentParser:
+def program_name(argv0: str | None = None) -> str:
+    """How we were started, for `usage:` lines: `wps-emulator` (the script) or `python -m wps_emulator`."""
+    name = Path(sys.argv[0] if argv0 is None else argv0).name
+    return "python -m wps_emulator" if name in ("__main__.py", "") else name
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m wps_emulator",
+        prog=prog or program_name(),
         description="Local Azure Web PubSub service for development and tests.",
         epilog="Every flag also reads WPS_EMULATOR_<FLAG> (e.g. WPS_EMULATOR_PORT); --config reads JSON.",
     )
@@ -184,73 +189,213 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="expose /_emulator/... routes that simulate network faults (tests only)",
     )
+    parser.add_argument(
+        "--allowed-hosts",
+        help="comma list of host names clients and web pages may use besides localhost, 127.0.0.1, [::1] "
+        "and the public endpoint's host ('*' = any)",
+    )
     parser.add_argument("--log-level", help="DEBUG, INFO (default), WARNING")
     return parser
 
 
-def load_config(
-    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
-) -> EmulatorConfig:
-    """Settings from the command line, the environment and an optional JSON file."""
-    environ = os.environ if environ is None else environ
-    args = build_parser().parse_args(argv)
+# --- where each setting comes from ------------------------------------------------------------------
 
-    def env(name: str) -> str | None:
-        value = environ.get(ENV_PREFIX + name)
+_FILE_KEYS = (
+    "host",
+    "port",
+    "accessKey",
+    "publicEndpoint",
+    "hubs",
+    "upstreamTimeout",
+    "upstreamRetryDelays",
+    "enableTestHooks",
+    "logLevel",
+    "allowedHosts",
+)
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A setting's value and where it came from (named in error messages)."""
+
+    value: Any
+    where: str  # "--port", "WPS_EMULATOR_PORT", "port in emulator.json", "the default"
+    rank: int  # 3 command line, 2 environment, 1 JSON file, 0 default
+
+
+@dataclass(frozen=True)
+class _Sources:
+    """The command line, the environment and the JSON file, most specific first."""
+
+    args: argparse.Namespace
+    environ: Mapping[str, str]
+    file: Mapping[str, Any]
+    file_name: str
+
+    def env(self, name: str) -> str | None:
+        value = self.environ.get(ENV_PREFIX + name)
         return value if value not in (None, "") else None
 
-    config_path = args.config or env("CONFIG")
-    file: dict[str, Any] = _read_json(Path(config_path)) if config_path else {}
-
-    def pick(cli: Any, env_name: str, file_key: str, default: Any) -> Any:
-        for value in (cli, env(env_name), file.get(file_key)):
+    def find(self, flag: str, default: Any) -> _Found:
+        """The setting behind `--flag` (its variable is WPS_EMULATOR_FLAG, its file key flagInCamelCase)."""
+        dest = flag.replace("-", "_")
+        env_name = dest.upper()
+        key = _camel(dest)
+        candidates = (
+            (getattr(self.args, dest, None), f"--{flag}", 3),
+            (self.env(env_name), ENV_PREFIX + env_name, 2),
+            (self.file.get(key), f"{key} in {self.file_name}", 1),
+        )
+        for value, where, rank in candidates:
             if value is not None:
-                return value
-        return default
+                return _Found(value, where, rank)
+        return _Found(default, "the default", 0)
 
-    hubs = {h.name.casefold(): h for h in _hubs_from_json(file.get("hubs", {}))}
-    env_hub = env("HUB")
-    if env_hub and env("UPSTREAM"):
-        handler = {"urlTemplate": env("UPSTREAM")}
-        if env("USER_EVENTS") is not None:
-            handler["userEventPattern"] = env("USER_EVENTS")
-        if env("SYSTEM_EVENTS") is not None:
-            handler["systemEvents"] = env("SYSTEM_EVENTS")
-        hubs[env_hub.casefold()] = _hub_from_json(env_hub, {"eventHandlers": [handler]})
+
+def _camel(dest: str) -> str:
+    first, *rest = dest.split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
+
+def _read_sources(args: argparse.Namespace, environ: Mapping[str, str]) -> _Sources:
+    empty = _Sources(args, environ, {}, "")
+    path = args.config or empty.env("CONFIG")
+    if not path:
+        return empty
+    return _Sources(args, environ, _read_json(Path(path)), Path(path).name)
+
+
+def load_config(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None, *, prog: str | None = None
+) -> EmulatorConfig:
+    """Settings from the command line, the environment and an optional JSON file."""
+    args = build_parser(prog).parse_args(argv)
+    sources = _read_sources(args, os.environ if environ is None else environ)
+    port = sources.find("port", DEFAULT_PORT)
+    config = EmulatorConfig(
+        host=str(sources.find("host", "127.0.0.1").value),
+        port=_port_number(port),
+        access_key=str(sources.find("access-key", DEFAULT_ACCESS_KEY).value),
+        public_endpoint=_public_endpoint(sources.find("public-endpoint", ""), port),
+        hubs=_hubs(args, sources),
+        upstream_timeout=_seconds(sources.find("upstream-timeout", DEFAULT_UPSTREAM_TIMEOUT)),
+        retry_delays=_retry_delays(sources.find("upstream-retry-delays", "1,3,5")),
+        test_hooks=_switch(sources.find("enable-test-hooks", False)),
+        log_level=str(sources.find("log-level", "INFO").value).upper(),
+        allowed_hosts=_host_names(sources.find("allowed-hosts", ())),
+    )
+    validate(config)
+    return config
+
+
+# --- reading each kind of value ----------------------------------------------------------------------
+
+
+def _port_number(found: _Found) -> int:
+    value = found.value
+    try:
+        port = int(value) if not isinstance(value, bool) and str(value).strip().isdigit() else -1
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise ConfigError(f"{found.where}: {value!r} is not a port number; use a number from 1 to 65535")
+    return port
+
+
+def _public_endpoint(found: _Found, port: _Found) -> str:
+    """The public endpoint as given, except one that names this machine and comes from a less specific
+    place than the port (a JSON file, then --port): it follows the port, so the printed connection
+    string names the port the emulator listens on."""
+    endpoint = str(found.value)
+    if not endpoint or found.rank >= port.rank:
+        return endpoint
+    parts = urlsplit(endpoint)
+    try:
+        host = parts.hostname
+    except ValueError:
+        return endpoint  # validate() says what is wrong with it
+    if host is None or not is_loopback(host):
+        return endpoint
+    netloc = f"[{host}]" if ":" in host else host
+    return urlunsplit(parts._replace(netloc=f"{netloc}:{_port_number(port)}"))
+
+
+def _seconds(found: _Found) -> float:
+    try:
+        return float(found.value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{found.where}: {found.value!r} is not a number of seconds") from None
+
+
+def _retry_delays(found: _Found) -> tuple[float, ...]:
+    value = found.value
+    try:
+        items = value.split(",") if isinstance(value, str) else value
+        return tuple(float(d) for d in items if str(d).strip())
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{found.where}: retry delays must be numbers of seconds, e.g. 1,3,5, not {value!r}"
+        ) from None
+
+
+def _host_names(found: _Found) -> tuple[str, ...]:
+    value = found.value
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{found.where}: expected host names, e.g. myhost.local,192.168.1.20")
+    names = tuple(i.strip() for i in items if i.strip())
+    for name in names:
+        if "/" in name or name.count(":") == 1:
+            raise ConfigError(
+                f"{found.where}: {name!r} is not a host name; give names without scheme or port, "
+                "e.g. myhost.local (any port is accepted)"
+            )
+    return names
+
+
+def _switch(found: _Found) -> bool:
+    value = found.value
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{found.where}: {value!r} is not a switch; use true or false")
+
+
+def _hubs(args: argparse.Namespace, sources: _Sources) -> tuple[HubSettings, ...]:
+    """The file's hubs, then the environment's hub, then the command line's, each replacing its name."""
+    hubs = {h.name.casefold(): h for h in _hubs_from_json(sources.file.get("hubs", {}))}
+    env_hub = _hub_from_environment(sources)
+    if env_hub is not None:
+        hubs[env_hub.name.casefold()] = env_hub
     for section in getattr(args, "hub_sections", None) or []:
         hubs[section["name"].casefold()] = _hub_from_json(
             section["name"], {"eventHandlers": section["handlers"]}
         )
+    return tuple(hubs.values())
 
-    try:
-        port = int(pick(args.port, "PORT", "port", DEFAULT_PORT))
-        timeout = float(
-            pick(args.upstream_timeout, "UPSTREAM_TIMEOUT", "upstreamTimeout", DEFAULT_UPSTREAM_TIMEOUT)
+
+def _hub_from_environment(sources: _Sources) -> HubSettings | None:
+    name, url = sources.env("HUB"), sources.env("UPSTREAM")
+    if name is None and url is None:
+        return None
+    if name is None or url is None:
+        raise ConfigError(
+            f"{ENV_PREFIX}HUB and {ENV_PREFIX}UPSTREAM go together: set both (or neither) to give one hub "
+            "an event handler"
         )
-    except ValueError as exc:
-        raise ConfigError(f"port and upstream timeout must be numbers: {exc}") from exc
-    delays = pick(args.upstream_retry_delays, "UPSTREAM_RETRY_DELAYS", "upstreamRetryDelays", "1,3,5")
-    try:
-        items = delays.split(",") if isinstance(delays, str) else delays
-        retry_delays = tuple(float(d) for d in items if str(d).strip())
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"upstream retry delays must be numbers of seconds, e.g. 1,3,5: {exc}") from exc
-    test_hooks = pick(args.enable_test_hooks, "ENABLE_TEST_HOOKS", "enableTestHooks", False)
-    config = EmulatorConfig(
-        host=str(pick(args.host, "HOST", "host", "127.0.0.1")),
-        port=port,
-        access_key=str(pick(args.access_key, "ACCESS_KEY", "accessKey", DEFAULT_ACCESS_KEY)),
-        public_endpoint=str(pick(args.public_endpoint, "PUBLIC_ENDPOINT", "publicEndpoint", "")),
-        hubs=tuple(hubs.values()),
-        upstream_timeout=timeout,
-        retry_delays=retry_delays,
-        test_hooks=test_hooks
-        if isinstance(test_hooks, bool)
-        else str(test_hooks).lower() in ("1", "true", "yes"),
-        log_level=str(pick(args.log_level, "LOG_LEVEL", "logLevel", "INFO")).upper(),
-    )
-    validate(config)
-    return config
+    handler = {"urlTemplate": url}
+    if (user_events := sources.env("USER_EVENTS")) is not None:
+        handler["userEventPattern"] = user_events
+    if (system_events := sources.env("SYSTEM_EVENTS")) is not None:
+        handler["systemEvents"] = system_events
+    return _hub_from_json(name, {"eventHandlers": [handler]})
+
+
+# --- validation --------------------------------------------------------------------------------------
 
 
 def validate(config: EmulatorConfig) -> None:
@@ -270,21 +415,29 @@ def validate(config: EmulatorConfig) -> None:
             f"public endpoint {config.endpoint!r} must be an http(s) URL such as http://localhost:8080"
         )
     for hub in config.hubs:
-        if hub.name != ANY_HUB and not is_valid_hub_name(hub.name):
-            raise ConfigError(f"hub name {hub.name!r} is invalid: a letter, then letters, digits or _`,.[]")
-        for handler in hub.handlers:
-            url = urlsplit(handler.url_template)
-            if url.scheme not in ("http", "https") or not url.netloc:
-                raise ConfigError(f"hub {hub.name}: upstream {handler.url_template!r} must be an http(s) URL")
-            if "{" in url.netloc:
-                raise ConfigError(
-                    f"hub {hub.name}: {{hub}} and {{event}} are not allowed in the upstream host"
-                )
-            unknown = [e for e in handler.system_events if e.casefold() not in SYSTEM_EVENTS]
-            if unknown:
-                raise ConfigError(
-                    f"hub {hub.name}: unknown system events {unknown}; use {', '.join(SYSTEM_EVENTS)}"
-                )
+        _validate_hub(hub)
+
+
+def _validate_hub(hub: HubSettings) -> None:
+    if hub.name != ANY_HUB:
+        try:
+            check_hub_name(hub.name)
+        except InvalidName as exc:
+            raise ConfigError(str(exc)) from None
+    for handler in hub.handlers:
+        url = urlsplit(handler.url_template)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise ConfigError(f"hub {hub.name}: upstream {handler.url_template!r} must be an http(s) URL")
+        if "{" in url.netloc:
+            raise ConfigError(f"hub {hub.name}: {{hub}} and {{event}} are not allowed in the upstream host")
+        unknown = [e for e in handler.system_events if e.casefold() not in SYSTEM_EVENTS]
+        if unknown:
+            raise ConfigError(
+                f"hub {hub.name}: unknown system events {unknown}; use {', '.join(SYSTEM_EVENTS)}"
+            )
+
+
+# --- the JSON file -----------------------------------------------------------------------------------
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -292,24 +445,13 @@ def _read_json(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ConfigError(f"config file {path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a JSON object")
-    known = {
-        "host",
-        "port",
-        "accessKey",
-        "publicEndpoint",
-        "hubs",
-        "upstreamTimeout",
-        "upstreamRetryDelays",
-        "enableTestHooks",
-        "logLevel",
-    }
-    unknown = set(data) - known
+    unknown = set(data) - set(_FILE_KEYS)
     if unknown:
-        raise ConfigError(f"config file {path}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        raise ConfigError(f"config file {path}: unknown keys {sorted(unknown)}; known: {sorted(_FILE_KEYS)}")
     return data
 
 
@@ -351,6 +493,6 @@ __all__ = [
     "EmulatorConfig",
     "EventHandler",
     "HubSettings",
-    "field",
     "load_config",
+    "program_name",
 ]

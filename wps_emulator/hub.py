@@ -1,8 +1,9 @@
 """Connection, group, user and permission state of the emulated service: one `Hub` per hub name.
 
-Pure state plus fan-out; no networking. The WebSocket side registers `Connection`s whose `sink`
-knows how to frame a message for that client's protocol; the REST side reads and changes the
-state through the methods below. Everything runs on one asyncio loop, so no locks are needed.
+Pure state plus fan-out; no networking. A `Connection` is a connection as the hub sees it (its id,
+user, groups and roles) plus the `Channel` that reaches its client: the WebSocket side
+(`session.Session`) registers them, the REST side reads and changes the state through the methods
+below. Everything runs on one asyncio loop, so no locks are needed.
 """
 
 from __future__ import annotations
@@ -13,53 +14,64 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-log = logging.getLogger("wps_emulator")
+from .messages import ServerMessage
 
-DataType = Literal["text", "json", "binary"]
+log = logging.getLogger(__name__)
+
 Permission = Literal["sendToGroup", "joinLeaveGroup"]
 
 
-@dataclass(frozen=True)
-class ServerMessage:
-    """A message the service pushes to a client: from the server (REST, upstream reply) or a group."""
-
-    data: bytes  # the payload as bytes: UTF-8 text, serialized JSON, or raw binary
-    data_type: DataType
-    source: Literal["server", "group"] = "server"
-    group: str | None = None
-    from_user_id: str | None = None
-
-
-class ClientSink(Protocol):
-    """What a connected client can be asked to do; implemented per client protocol."""
+class Channel(Protocol):
+    """How the hub reaches a connection's client: deliver a message, or close the connection."""
 
     async def deliver(self, message: ServerMessage) -> None: ...
 
     async def close(self, reason: str | None) -> None: ...
 
 
-class ImmediateSink(Protocol):
-    """A sink that can take a message without waiting (it buffers or writes synchronously)."""
+class ImmediateChannel(Protocol):
+    """A channel that can take a message without waiting (it buffers or writes synchronously)."""
 
     def deliver_nowait(self, message: ServerMessage) -> None: ...
 
 
 @dataclass(eq=False)
 class Connection:
+    """One client connection as the hub sees it."""
+
     connection_id: str
     hub: str
     user_id: str | None
-    sink: ClientSink
+    channel: Channel
     subprotocol: str | None = None
     roles: set[str] = field(default_factory=set)
     groups: set[str] = field(default_factory=set)
+    # Group roles revoked over REST: an explicit deny that wins over a role covering every group.
+    denied: set[str] = field(default_factory=set)
 
     def has_permission(self, permission: Permission, group: str | None = None) -> bool:
-        """Role check: `webpubsub.<permission>` covers every group, `.<group>` one group."""
+        """Role check: `webpubsub.<permission>` covers every group, `.<group>` one group, unless
+        that group's permission was revoked."""
         role = f"webpubsub.{permission}"
-        if role in self.roles:
-            return True
-        return group is not None and f"{role}.{group}" in self.roles
+        if group is not None and f"{role}.{group}" in self.denied:
+            return False
+        return role in self.roles or (group is not None and f"{role}.{group}" in self.roles)
+
+    def grant(self, permission: Permission, group: str | None) -> None:
+        """Grant for one group, or for every group (which also lifts that permission's revokes)."""
+        role = _role(permission, group)
+        self.roles.add(role)
+        if group is None:
+            self.denied = {d for d in self.denied if not d.startswith(role + ".")}
+        else:
+            self.denied.discard(role)
+
+    def revoke(self, permission: Permission, group: str | None) -> None:
+        """Revoke for one group (denied even under a role for every group), or the all-groups role."""
+        role = _role(permission, group)
+        self.roles.discard(role)
+        if group is not None:
+            self.denied.add(role)
 
 
 ConnectionFilter = Callable[[Connection], bool]
@@ -136,13 +148,13 @@ class Hub:
         conn = self.connections.get(connection_id)
         if conn is None:
             return False
-        conn.roles.add(_role(permission, group))
+        conn.grant(permission, group)
         return True
 
     def revoke(self, connection_id: str, permission: Permission, group: str | None) -> None:
         conn = self.connections.get(connection_id)
         if conn is not None:
-            conn.roles.discard(_role(permission, group))
+            conn.revoke(permission, group)
 
     # --- fan-out -----------------------------------------------------------------------------
     def select(
@@ -160,15 +172,14 @@ class Hub:
     async def deliver(self, targets: Iterable[Connection], message: ServerMessage) -> int:
         """Send one message to many connections; a failing client does not stop the rest.
 
-        Sinks that can deliver without waiting (`ImmediateSink`) are served in one pass, which keeps
-        a broadcast to thousands of connections cheap; others are awaited concurrently.
+        Channels that can deliver without waiting (`ImmediateChannel`) are served in one pass, which
+        keeps a broadcast to thousands of connections cheap; others are awaited concurrently.
         """
         targets = list(targets)
         waiting: list[Connection] = []
         for conn in targets:
-            deliver_nowait = getattr(
-                conn.sink, "deliver_nowait", None
-            )  # ImmediateSink; faster than isinstance
+            # An ImmediateChannel; getattr is faster than isinstance on a Protocol.
+            deliver_nowait = getattr(conn.channel, "deliver_nowait", None)
             if deliver_nowait is not None:
                 try:
                     deliver_nowait(message)
@@ -178,7 +189,7 @@ class Hub:
                 waiting.append(conn)
         if waiting:
             results = await asyncio.gather(
-                *(c.sink.deliver(message) for c in waiting), return_exceptions=True
+                *(c.channel.deliver(message) for c in waiting), return_exceptions=True
             )
             for conn, result in zip(waiting, results, strict=True):
                 if isinstance(result, Exception):
@@ -187,7 +198,7 @@ class Hub:
 
     async def close(self, targets: Iterable[Connection], reason: str | None) -> int:
         targets = list(targets)
-        await asyncio.gather(*(c.sink.close(reason) for c in targets), return_exceptions=True)
+        await asyncio.gather(*(c.channel.close(reason) for c in targets), return_exceptions=True)
         return len(targets)
 
 

@@ -5,16 +5,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from .hub import DataType, ServerMessage
+from . import jsontext
+from .messages import DataType, ServerMessage
+from .names import InvalidName, check_group_name
 
 JSON_PROTOCOL = "json.webpubsub.azure.v1"
 RELIABLE_JSON_PROTOCOL = "json.reliable.webpubsub.azure.v1"
 SUPPORTED_PROTOCOLS = (JSON_PROTOCOL, RELIABLE_JSON_PROTOCOL)
-MAX_GROUP_NAME = 1024
 MAX_EVENT_NAME = 128
 _UINT64_MAX = 2**64 - 1
 
@@ -61,7 +63,8 @@ class Ping:
     pass
 
 
-ClientRequest = JoinGroup | LeaveGroup | SendToGroup | UserEvent | SequenceAck | Ping
+AckableRequest = JoinGroup | LeaveGroup | SendToGroup | UserEvent
+ClientRequest = AckableRequest | SequenceAck | Ping
 
 
 class BadRequest(Exception):
@@ -73,80 +76,142 @@ class BadRequest(Exception):
 
 
 class InvalidFrame(Exception):
-    """A frame that is not JSON at all; the connection is closed (1007)."""
+    """A frame that is not a JSON object (strict JSON: no NaN, no trailing commas); closed with 1007."""
+
+
+class _Frame:
+    """A client frame's members, each kept as its exact JSON text until a field is read."""
+
+    def __init__(self, text: str) -> None:
+        try:
+            self._members = jsontext.members(text)
+        except jsontext.JsonTextError as exc:
+            raise InvalidFrame(f"frame is not a JSON object: {exc}") from exc
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """A member's value if it is a string, number, true, false or null; `jsontext.NESTED` otherwise."""
+        text = self._members.get(name)
+        return default if text is None else jsontext.scalar(text)
+
+    def text(self, name: str) -> str | None:
+        """A member's value exactly as the client wrote it."""
+        return self._members.get(name)
 
 
 def parse_request(text: str) -> ClientRequest:
     """Parse one client text frame; raises InvalidFrame or BadRequest."""
-    try:
-        message = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidFrame(f"frame is not JSON: {exc}") from exc
-    if not isinstance(message, dict):
-        raise InvalidFrame("frame must be a JSON object")
-    ack_id = _ack_id(message)
-    kind = message.get("type")
-    if kind == "joinGroup":
-        return JoinGroup(_group(message, ack_id), ack_id)
-    if kind == "leaveGroup":
-        return LeaveGroup(_group(message, ack_id), ack_id)
-    if kind == "sendToGroup":
-        no_echo = message.get("noEcho", False)
-        if not isinstance(no_echo, bool):
-            raise BadRequest("noEcho must be true or false", ack_id)
-        data, data_type = _payload(message, ack_id)
-        return SendToGroup(_group(message, ack_id), data, data_type, no_echo, ack_id)
-    if kind == "event":
-        name = message.get("event")
-        if not isinstance(name, str) or not 0 < len(name) <= MAX_EVENT_NAME or not name.isprintable():
-            raise BadRequest(f"event must be a name of 1-{MAX_EVENT_NAME} printable characters", ack_id)
-        data, data_type = _payload(message, ack_id)
-        return UserEvent(name, data, data_type, ack_id)
-    if kind == "sequenceAck":
-        seq = message.get("sequenceId")
-        if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= _UINT64_MAX:
-            raise BadRequest("sequenceId must be an unsigned integer", None)
-        return SequenceAck(seq)
-    if kind == "ping":
-        return Ping()
-    raise BadRequest(f"unsupported message type {kind!r}", ack_id)
+    frame = _Frame(text)
+    ack_id = _ack_id(frame)
+    kind = frame.get("type")
+    parse = _PARSERS.get(kind) if isinstance(kind, str) else None
+    if parse is None:
+        raise BadRequest(f"unsupported message type {(frame.text('type') or 'none')[:64]}", ack_id)
+    return parse(frame, ack_id)
 
 
-def _ack_id(message: dict[str, Any]) -> int | None:
-    ack_id = message.get("ackId")
+def _join_group(frame: _Frame, ack_id: int | None) -> JoinGroup:
+    return JoinGroup(_group(frame, ack_id), ack_id)
+
+
+def _leave_group(frame: _Frame, ack_id: int | None) -> LeaveGroup:
+    return LeaveGroup(_group(frame, ack_id), ack_id)
+
+
+def _send_to_group(frame: _Frame, ack_id: int | None) -> SendToGroup:
+    no_echo = frame.get("noEcho", False)
+    if not isinstance(no_echo, bool):
+        raise BadRequest("noEcho must be true or false", ack_id)
+    data, data_type = _payload(frame, ack_id)
+    return SendToGroup(_group(frame, ack_id), data, data_type, no_echo, ack_id)
+
+
+def _user_event(frame: _Frame, ack_id: int | None) -> UserEvent:
+    name = frame.get("event")
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_EVENT_NAME or not name.isprintable():
+        raise BadRequest(f"event must be a name of 1-{MAX_EVENT_NAME} printable characters", ack_id)
+    data, data_type = _payload(frame, ack_id)
+    return UserEvent(name, data, data_type, ack_id)
+
+
+def _sequence_ack(frame: _Frame, ack_id: int | None) -> SequenceAck:
+    sequence_id = frame.get("sequenceId")
+    if not _is_uint64(sequence_id):
+        raise BadRequest("sequenceId must be an unsigned integer", None)
+    return SequenceAck(sequence_id)
+
+
+def _ping(frame: _Frame, ack_id: int | None) -> Ping:
+    return Ping()
+
+
+_PARSERS: dict[str, Callable[[_Frame, int | None], ClientRequest]] = {
+    "joinGroup": _join_group,
+    "leaveGroup": _leave_group,
+    "sendToGroup": _send_to_group,
+    "event": _user_event,
+    "sequenceAck": _sequence_ack,
+    "ping": _ping,
+}
+
+
+def _is_uint64(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _UINT64_MAX
+
+
+def _ack_id(frame: _Frame) -> int | None:
+    ack_id = frame.get("ackId")
     if ack_id is None:
         return None
-    if isinstance(ack_id, bool) or not isinstance(ack_id, int) or not 0 <= ack_id <= _UINT64_MAX:
+    if not _is_uint64(ack_id):
         raise BadRequest("ackId must be an unsigned integer", None)
-    return ack_id
+    return int(ack_id)
 
 
-def _group(message: dict[str, Any], ack_id: int | None) -> str:
-    group = message.get("group")
-    if not isinstance(group, str) or not 0 < len(group) <= MAX_GROUP_NAME or not group.strip():
-        raise BadRequest(f"group must be a name of 1-{MAX_GROUP_NAME} characters, not all whitespace", ack_id)
+def _group(frame: _Frame, ack_id: int | None) -> str:
+    group = frame.get("group")
+    if not isinstance(group, str):
+        raise BadRequest("group is required: a group name", ack_id)
+    try:
+        check_group_name(group)
+    except InvalidName as exc:
+        raise BadRequest(str(exc), ack_id) from None
     return group
 
 
-def _payload(message: dict[str, Any], ack_id: int | None) -> tuple[bytes, DataType]:
-    data_type = message.get("dataType", "json")
-    data = message.get("data")
+def _payload(frame: _Frame, ack_id: int | None) -> tuple[bytes, DataType]:
+    data_type = frame.get("dataType", "json")
     if data_type == "json":
-        if data is None:
+        data = frame.text("data")
+        if data is None or data == "null":
             raise BadRequest("data is required (a JSON value other than null) when dataType is json", ack_id)
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8"), "json"
+        return data.encode("utf-8"), "json"  # exactly as the client wrote it
     if data_type == "text":
-        if not isinstance(data, str):
-            raise BadRequest("data must be a string when dataType is text", ack_id)
-        return data.encode("utf-8"), "text"
+        return _text(frame.get("data"), ack_id), "text"
     if data_type == "binary":
-        if not isinstance(data, str):
-            raise BadRequest("data must be a base64 string when dataType is binary", ack_id)
-        try:
-            return base64.b64decode(data, validate=True), "binary"
-        except (binascii.Error, ValueError) as exc:
-            raise BadRequest(f"data is not valid base64: {exc}", ack_id) from exc
-    raise BadRequest(f"dataType must be json, text or binary, not {data_type!r}", ack_id)
+        return _binary(frame.get("data"), ack_id), "binary"
+    raise BadRequest(
+        f"dataType must be json, text or binary, not {(frame.text('dataType') or '')[:64]}", ack_id
+    )
+
+
+def _text(data: Any, ack_id: int | None) -> bytes:
+    if not isinstance(data, str):
+        raise BadRequest("data must be a string when dataType is text", ack_id)
+    try:
+        return data.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(
+            "data holds an unpaired surrogate escape (such as \\ud800): text must be valid Unicode", ack_id
+        ) from None
+
+
+def _binary(data: Any, ack_id: int | None) -> bytes:
+    if not isinstance(data, str):
+        raise BadRequest("data must be a base64 string when dataType is binary", ack_id)
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest(f"data is not valid base64: {exc}", ack_id) from exc
 
 
 # --- service -> client --------------------------------------------------------------------------------

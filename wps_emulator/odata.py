@@ -7,7 +7,7 @@ that selects connections. Supported here:
   `groups` (the connection's groups); identifier names are case-insensitive, as in the service;
 - `eq` / `ne` between a string identifier and a string literal (`'it''s'` escapes a quote) or `null`;
 - `'<group>' in groups`, and `userId in ('a', 'b')` / `connectionId in (...)`;
-- `and`, `or`, `not`, parentheses, `true`, `false`.
+- `and`, `or`, `not`, parentheses, `true`, `false`; at most 64 levels of parentheses and `not`.
 
 Precedence, tightest first: comparisons, `not`, `and`, `or`. `not` applies to the comparison after
 it, so `not userId eq 'a'` means `not (userId eq 'a')`. Anything else (`gt`, functions such as
@@ -29,7 +29,11 @@ Predicate = Callable[[Connection], bool]
 _KEYWORDS = ("and", "or", "not", "eq", "ne", "in", "true", "false", "null")
 _UNSUPPORTED_OPERATORS = ("gt", "ge", "lt", "le", "has", "add", "sub", "mul", "div", "mod")
 _STRING_FIELDS = {"userid": "userId", "connectionid": "connectionId"}
-_SUPPORTED = "supported: userId/connectionId eq|ne 'text'|null, 'group' in groups, and, or, not, ( )"
+_SUPPORTED = (
+    "supported: userId/connectionId eq|ne 'text'|null, userId/connectionId in ('a', 'b'), "
+    "'group' in groups, and, or, not, ( )"
+)
+MAX_NESTING = 64  # parentheses and `not`s inside each other; deeper filters are refused, not recursed
 
 
 class FilterError(ValueError):
@@ -63,34 +67,34 @@ def _tokenize(text: str) -> list[_Token]:
         char = text[i]
         if char.isspace():
             i += 1
-        elif char in _PUNCTUATION:
-            tokens.append(_Token(_PUNCTUATION[char], char, i))
-            i += 1
+            continue
+        if char in _PUNCTUATION:
+            token, i = _Token(_PUNCTUATION[char], char, i), i + 1
         elif char == "'":
-            start, i, value = i, i + 1, []
-            while True:
-                if i >= len(text):
-                    raise FilterError("unterminated string literal", start)
-                if text[i] == "'":
-                    if text[i + 1 : i + 2] == "'":  # OData escapes a quote by doubling it
-                        value.append("'")
-                        i += 2
-                        continue
-                    i += 1
-                    break
-                value.append(text[i])
-                i += 1
-            tokens.append(_Token("string", "".join(value), start))
-        elif word := _WORD.match(text, i):
-            tokens.append(_Token("word", word.group(), i))
-            i = word.end()
-        elif number := _NUMBER.match(text, i):
-            tokens.append(_Token("number", number.group(), i))
-            i = number.end()
+            token, i = _string_literal(text, i)
+        elif match := _WORD.match(text, i) or _NUMBER.match(text, i):
+            token, i = _Token("word" if match.re is _WORD else "number", match.group(), i), match.end()
         else:
             raise FilterError(f"unexpected character {char!r}", i)
+        tokens.append(token)
     tokens.append(_Token("end", "", len(text)))
     return tokens
+
+
+def _string_literal(text: str, start: int) -> tuple[_Token, int]:
+    """The literal that opens at `start` (OData doubles a quote to escape it) and where it ends."""
+    value: list[str] = []
+    i = start + 1
+    while i < len(text):
+        if text[i] != "'":
+            value.append(text[i])
+            i += 1
+        elif text[i + 1 : i + 2] == "'":
+            value.append("'")
+            i += 2
+        else:
+            return _Token("string", "".join(value), start), i + 1
+    raise FilterError("unterminated string literal", start)
 
 
 # Operands of a comparison: a connection field, a string literal, null, or a parenthesised list.
@@ -121,6 +125,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self._tokens = _tokenize(text)
         self._index = 0
+        self._nesting = 0
 
     @property
     def _current(self) -> _Token:
@@ -145,34 +150,41 @@ class _Parser:
         return predicate
 
     def _parse_or(self) -> Predicate:
-        left = self._parse_and()
+        terms = [self._parse_and()]
         while self._at_keyword("or"):
             self._advance()
-            right = self._parse_and()
-            left = _either(left, right)
-        return left
+            terms.append(self._parse_and())
+        return _any_of(terms)
 
     def _parse_and(self) -> Predicate:
-        left = self._parse_not()
+        terms = [self._parse_not()]
         while self._at_keyword("and"):
             self._advance()
-            right = self._parse_not()
-            left = _both(left, right)
-        return left
+            terms.append(self._parse_not())
+        return _all_of(terms)
 
     def _parse_not(self) -> Predicate:
         if self._at_keyword("not"):
-            self._advance()
+            self._enter(self._advance())
             inner = self._parse_not()
+            self._nesting -= 1
             return lambda conn: not inner(conn)
         return self._parse_comparison()
+
+    def _enter(self, token: _Token) -> None:
+        self._nesting += 1
+        if self._nesting > MAX_NESTING:
+            raise FilterError(
+                f"the filter nests deeper than {MAX_NESTING} levels of ( ) and not", token.position
+            )
 
     def _parse_comparison(self) -> Predicate:
         token = self._current
         if token.kind == "lparen":
-            self._advance()
+            self._enter(self._advance())
             inner = self._parse_or()
             self._expect("rparen", "')'")
+            self._nesting -= 1
             return inner
         if token.kind == "word" and token.text in ("true", "false"):
             self._advance()
@@ -263,12 +275,17 @@ def _unknown_word(word: str) -> str:
     return f"unknown identifier '{word}'; the identifiers are userId, connectionId and groups"
 
 
-def _either(left: Predicate, right: Predicate) -> Predicate:
-    return lambda conn: left(conn) or right(conn)
+# A chain of `or`s (or `and`s) is one flat predicate, so a long filter cannot nest closures deeply.
+def _any_of(terms: list[Predicate]) -> Predicate:
+    if len(terms) == 1:
+        return terms[0]
+    return lambda conn: any(term(conn) for term in terms)
 
 
-def _both(left: Predicate, right: Predicate) -> Predicate:
-    return lambda conn: left(conn) and right(conn)
+def _all_of(terms: list[Predicate]) -> Predicate:
+    if len(terms) == 1:
+        return terms[0]
+    return lambda conn: all(term(conn) for term in terms)
 
 
 def _string_field(conn: Connection, name: str) -> str | None:

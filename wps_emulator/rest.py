@@ -12,40 +12,36 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import jwt
 from aiohttp import web
 
-from wps_emulator.hub import Connection, DataType, Hub, HubRegistry, Permission, ServerMessage
-from wps_emulator.odata import FilterError, Predicate, compile_filter
+from . import jsontext, names
+from .hosts import HostPolicy
+from .hub import Connection, Hub, HubRegistry, Permission
+from .messages import SUPPORTED_CONTENT_TYPES, ServerMessage, data_type_of
+from .odata import FilterError, Predicate, compile_filter
+from .tokens import Origin, TokenError, verify_rest_token
 
-log = logging.getLogger("wps_emulator.rest")
+log = logging.getLogger(__name__)
 # What an operation did, for its log line; each request runs in its own task, hence its own context.
 _detail: ContextVar[str | None] = ContextVar("wps_emulator_rest_detail", default=None)
 
 LATEST_API_VERSION = "2024-12-01"
-# Clock skew tolerated on `exp`, as for client tokens.
-TOKEN_LEEWAY_SECONDS = 300
 MAX_PAGE_SIZE = 200
 DEFAULT_TOKEN_MINUTES = 60
 
-_HUB_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_`,.\[\]]{0,127}")
 _API_VERSION = re.compile(r"(\d{4}-\d{2}-\d{2})(-preview)?")
 _PERMISSIONS: tuple[Permission, ...] = ("sendToGroup", "joinLeaveGroup")
-_CONTENT_TYPES: dict[str, DataType] = {
-    "application/json": "json",
-    "text/plain": "text",
-    "application/octet-stream": "binary",
-}
 _CLIENT_PATHS = {"default": "/client/hubs/", "mqtt": "/clients/mqtt/hubs/"}
 
 
@@ -75,81 +71,27 @@ def _bad_request(message: str, target: str | None = None) -> RestError:
 Operation = Callable[[web.Request, Hub], Awaitable[web.StreamResponse]]
 
 
-def setup(app: web.Application, *, registry: HubRegistry, access_key: str) -> None:
-    """Register every REST operation on `app`, sharing hub state with the WebSocket side."""
-    RestApi(registry, access_key).register(app)
+def setup(app: web.Application, *, registry: HubRegistry, access_key: str, hosts: HostPolicy) -> None:
+    """Register every REST operation on `app`, sharing hub state with the WebSocket side.
+
+    `hosts` says which endpoints bearer tokens may name (the public endpoint and its local forms).
+    """
+    RestApi(registry, access_key, hosts).register(app)
 
 
 # --- authentication --------------------------------------------------------------------------
 
 
-def _request_origin(request: web.Request) -> tuple[str, str, int | None]:
-    """Scheme, lower-cased host and port of the URL the caller used to reach us."""
-    parts = urlsplit(f"{request.scheme}://{request.host}")
-    return parts.scheme.lower(), (parts.hostname or "").lower(), _port(parts.scheme, parts.port)
-
-
-def _port(scheme: str, port: int | None) -> int | None:
-    if port is not None:
-        return port
-    return {"http": 80, "https": 443}.get(scheme.lower())
-
-
-def audience_matches(audience: str, request: web.Request) -> bool:
-    """True when `audience` names this request's URL by scheme, host, port and path (query ignored).
-
-    The audience is accepted as supplied or URL-decoded once, and the request path as received or
-    decoded once: clients differ in how much of a group or user name they percent-encode.
-    """
-    scheme, host, port = _request_origin(request)
-    raw_path = request.raw_path.partition("?")[0]
-    paths = {raw_path.rstrip("/"), unquote(raw_path).rstrip("/")}
-    for candidate in dict.fromkeys((audience, unquote(audience))):
-        try:
-            parts = urlsplit(candidate)
-            candidate_port = _port(parts.scheme, parts.port)
-        except ValueError:
-            continue
-        if (
-            parts.scheme.lower() == scheme
-            and (parts.hostname or "").lower() == host
-            and candidate_port == port
-            and parts.path.rstrip("/") in paths
-        ):
-            return True
-    return False
-
-
-def authenticate(request: web.Request, access_key: str) -> None:
+def authenticate(request: web.Request, access_key: str, origins: Collection[Origin]) -> None:
     """Check the bearer JWT of a REST call; raises a 401 `RestError` saying what is wrong."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise RestError(401, "Unauthorized", "missing 'Authorization: Bearer <token>' header")
     try:
-        claims = jwt.decode(
-            token,
-            access_key,
-            algorithms=["HS256"],
-            leeway=TOKEN_LEEWAY_SECONDS,
-            options={"require": ["exp", "aud"], "verify_aud": False},
-        )
-    except jwt.ExpiredSignatureError:
-        raise RestError(401, "Unauthorized", "the bearer token has expired") from None
-    except jwt.InvalidSignatureError:
-        raise RestError(
-            401, "Unauthorized", "the bearer token is not signed with this emulator's access key"
-        ) from None
-    except jwt.PyJWTError as error:
-        raise RestError(401, "Unauthorized", f"invalid bearer token: {error}") from None
-    audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-    if not any(isinstance(aud, str) and audience_matches(aud, request) for aud in audiences):
-        url = f"{request.scheme}://{request.host}{request.raw_path.partition('?')[0]}"
-        raise RestError(
-            401,
-            "Unauthorized",
-            f"the token audience {claims['aud']!r} does not match the request URL {url!r}",
-        )
+        verify_rest_token(token, access_key, request.raw_path, origins)
+    except TokenError as error:
+        raise RestError(error.status, "Unauthorized", str(error)) from None
 
 
 # --- request parsing -------------------------------------------------------------------------
@@ -170,20 +112,17 @@ def check_api_version(request: web.Request) -> None:
 
 
 def check_hub_name(hub: str) -> None:
-    if not _HUB_NAME.fullmatch(hub):
-        raise _bad_request(
-            f"invalid hub name {hub!r}: it must start with a letter and have at most 128 letters, "
-            "digits or _`,.[]",
-            "hub",
-        )
+    try:
+        names.check_hub_name(hub)
+    except names.InvalidName as error:
+        raise _bad_request(str(error), "hub") from None
 
 
 def check_group_name(group: str, target: str = "group") -> None:
-    if not 1 <= len(group) <= 1024 or group.isspace():
-        raise _bad_request(
-            f"invalid group name {group[:64]!r}: it must be 1 to 1024 characters and not only whitespace",
-            target,
-        )
+    try:
+        names.check_group_name(group)
+    except names.InvalidName as error:
+        raise _bad_request(str(error), target) from None
 
 
 def _path_param(request: web.Request, name: str) -> str:
@@ -227,24 +166,15 @@ async def _read_body(request: web.Request) -> bytes:
         raise RestError(413, "PayloadTooLarge", f"the request body is too large: {error.text}") from None
 
 
-def _reject_json_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 async def read_message(request: web.Request) -> ServerMessage:
     """The body of a send as a server message; the content type picks json, text or binary."""
     if "Content-Type" not in request.headers:
-        raise _bad_request(
-            "missing Content-Type: use application/json, text/plain or application/octet-stream",
-            "Content-Type",
-        )
+        raise _bad_request(f"missing Content-Type: use {SUPPORTED_CONTENT_TYPES}", "Content-Type")
     content_type = request.content_type
-    data_type = _CONTENT_TYPES.get(content_type)
+    data_type = data_type_of(content_type)
     if data_type is None:
         raise _bad_request(
-            f"unsupported Content-Type {content_type!r}: use application/json, text/plain or "
-            "application/octet-stream",
-            "Content-Type",
+            f"unsupported Content-Type {content_type!r}: use {SUPPORTED_CONTENT_TYPES}", "Content-Type"
         )
     charset = request.charset
     if data_type != "binary" and charset is not None and charset.lower().replace("-", "") != "utf8":
@@ -254,8 +184,8 @@ async def read_message(request: web.Request) -> ServerMessage:
         try:
             text = body.decode("utf-8")
             if data_type == "json":
-                json.loads(text, parse_constant=_reject_json_constant)
-        except (UnicodeDecodeError, ValueError) as error:
+                jsontext.check(text)  # delivered as sent: checked, never decoded and re-encoded
+        except (UnicodeDecodeError, jsontext.JsonTextError) as error:
             what = "UTF-8 text" if isinstance(error, UnicodeDecodeError) else "JSON"
             raise _bad_request(f"the body is not valid {what}: {error}", "body") from None
     return ServerMessage(data=body, data_type=data_type, source="server")
@@ -295,9 +225,10 @@ class PagePosition:
 class RestApi:
     """The REST operations over one `HubRegistry`, authenticated with one access key."""
 
-    def __init__(self, registry: HubRegistry, access_key: str) -> None:
+    def __init__(self, registry: HubRegistry, access_key: str, hosts: HostPolicy) -> None:
         self.registry = registry
         self.access_key = access_key
+        self.token_origins = hosts.token_origins()
 
     def register(self, app: web.Application) -> None:
         hub = "/api/hubs/{hub}"
@@ -345,7 +276,7 @@ class RestApi:
             started = time.perf_counter()
             _detail.set(None)
             try:
-                authenticate(request, self.access_key)
+                authenticate(request, self.access_key, self.token_origins)
                 check_api_version(request)
                 name = request.match_info["hub"]
                 check_hub_name(name)
@@ -380,11 +311,18 @@ class RestApi:
     # --- sends ---------------------------------------------------------------------------------
 
     async def _send(
-        self, request: web.Request, hub: Hub, candidates: Iterable[Connection] | None
+        self,
+        request: web.Request,
+        hub: Hub,
+        candidates: Iterable[Connection] | None,
+        group: str | None = None,
     ) -> web.StreamResponse:
         where = _filter_query(request)
         _int_query(request, "messageTtlSeconds", 0, 300)  # validated; delivery is immediate here
         message = await read_message(request)
+        if group is not None:
+            # JSON clients see a send to a group as a group message (without fromUserId), as in Azure.
+            message = dataclasses.replace(message, source="group", group=group)
         targets = hub.select(candidates, excluded=request.query.getall("excluded", []), where=where)
         count = await hub.deliver(targets, message)
         _detail.set(f"{message.data_type}, {len(message.data)} bytes to {count} connection(s)")
@@ -394,7 +332,8 @@ class RestApi:
         return await self._send(request, hub, None)
 
     async def send_to_group(self, request: web.Request, hub: Hub) -> web.StreamResponse:
-        return await self._send(request, hub, hub.in_group(_path_param(request, "group")))
+        group = _path_param(request, "group")
+        return await self._send(request, hub, hub.in_group(group), group)
 
     async def send_to_user(self, request: web.Request, hub: Hub) -> web.StreamResponse:
         return await self._send(request, hub, hub.of_user(_path_param(request, "userId")))
@@ -434,13 +373,13 @@ class RestApi:
 
     async def _groups_request(self, request: web.Request, hub: Hub) -> tuple[list[str], list[Connection]]:
         """The `{"groups": [...], "filter": "..."}` body of :addToGroups / :removeFromGroups."""
-        if request.content_type != "application/json":
+        if data_type_of(request.content_type) != "json":
             raise _bad_request(
                 'the body must be application/json: {"groups": [...], "filter": "..."}', "Content-Type"
             )
         try:
             body = json.loads(await _read_body(request))
-        except (UnicodeDecodeError, ValueError) as error:
+        except (UnicodeDecodeError, ValueError, RecursionError) as error:
             raise _bad_request(f"the body is not valid JSON: {error}", "body") from None
         if not isinstance(body, dict):
             raise _bad_request("the body must be a JSON object with 'groups' and 'filter'", "body")
@@ -565,7 +504,7 @@ class RestApi:
         groups = query.getall("group", [])
         for group in groups:
             check_group_name(group, "group")
-        scheme, _, _ = _request_origin(request)
+        scheme = request.scheme.lower()
         now = int(time.time())
         claims: dict[str, Any] = {
             # The hub as the caller spelled it, like the SDK's own offline tokens.

@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import aiohttp
 from multidict import CIMultiDictProxy
 
-log = logging.getLogger("wps_emulator.upstream")
+log = logging.getLogger(__name__)
 
 EventKind = Literal["sys", "user"]
 VALIDATION_CACHE_SECONDS = 60.0
@@ -33,6 +33,29 @@ def signature(access_key: str, connection_id: str) -> str:
     """`ce-signature`: sha256=hex(HMAC-SHA256(key = access key as UTF-8, message = connection id))."""
     digest = hmac.new(access_key.encode("utf-8"), connection_id.encode("utf-8"), hashlib.sha256).hexdigest()
     return f"sha256={digest}"
+
+
+class EventOrigin(Protocol):
+    """The connection an event comes from, as the CloudEvents headers describe it."""
+
+    @property
+    def hub(self) -> str: ...
+
+    @property
+    def connection_id(self) -> str: ...
+
+    @property
+    def user_id(self) -> str | None: ...
+
+    @property
+    def subprotocol(self) -> str | None: ...
+
+    @property
+    def connection_state(self) -> str | None: ...
+
+    def next_event_id(self) -> int:
+        """`ce-id`: counted per connection, 0 for `connect`; taken only for events that are sent."""
+        ...
 
 
 @dataclass(frozen=True)

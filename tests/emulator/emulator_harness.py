@@ -26,8 +26,8 @@ from aiohttp import web
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
 
 from devhost.processes import ManagedProcess, free_port, python_module_argv
+from tests.constants import ACCESS_KEY, web_pubsub_connection_string
 
-KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"
 _CE_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 SYSTEM_EVENTS = {"connect", "connected", "disconnected"}
 
@@ -63,14 +63,15 @@ class TestUpstream:
 
     Behaviour is chosen by the event: connect reads the client's query (`reject=<status>`,
     `userId=`, `groups=a,b`, `roles=r1,r2`, `subprotocol=`, `state=`), user events by name:
-    `echo` (same body and content type back), `fail` (500), `flaky` (500 on the first attempt of each
-    ce-id, then echo), `nocontent` (204), `slow` (204 after 3 s), `badtype` (200 application/xml),
-    `state` (sets and echoes `ce-connectionState`). The `message` event of simple clients echoes.
+    `echo` (same body and content type back), `fail` (500), `refuse` (400), `flaky` (500 on the first
+    attempt of each ce-id, then echo), `nocontent` (204), `slow` (204 after 3 s), `badtype` (200
+    application/xml), `state` (sets and echoes `ce-connectionState`). The `message` event of simple
+    clients echoes.
     """
 
     __test__ = False  # not a test class
 
-    def __init__(self, access_key: str = KEY) -> None:
+    def __init__(self, access_key: str = ACCESS_KEY) -> None:
         self.access_key = access_key
         self.port = free_port()
         self.origin = ""  # expected WebHook-Request-Origin, set once the emulator's is known
@@ -211,34 +212,19 @@ class TestUpstream:
             return self._connect(recorded)
         if event in ("connected", "disconnected"):
             return web.Response(status=200)
-        content_type = headers.get("content-type", "application/octet-stream")
-        if event in ("echo", "message"):
-            return web.Response(status=200, body=recorded.body, headers={"Content-Type": content_type})
-        if event == "fail":
-            return web.Response(status=500, text="failing on purpose")
-        if event == "flaky":
-            key = (recorded.connection_id, headers.get("ce-id", ""))
-            with self._lock:
-                self._attempts[key] = self._attempts.get(key, 0) + 1
-                first = self._attempts[key] == 1
-            if first:
-                return web.Response(status=500, text="first attempt fails")
-            return web.Response(status=200, body=recorded.body, headers={"Content-Type": content_type})
-        if event == "nocontent":
-            return web.Response(status=204)
         if event == "slow":
-            await asyncio.sleep(3)
+            await asyncio.sleep(3)  # longer than the emulator's upstream timeout in these tests
             return web.Response(status=204)
-        if event == "badtype":
-            return web.Response(status=200, body=b"<x/>", headers={"Content-Type": "application/xml"})
-        if event == "state":
-            previous = headers.get("ce-connectionstate", "")
-            return web.Response(
-                status=200,
-                text=previous,
-                headers={"Content-Type": "text/plain", "ce-connectionState": recorded.body.decode()},
-            )
-        return web.Response(status=204)
+        if event == "flaky" and self._first_attempt(recorded, headers):
+            return web.Response(status=500, text="first attempt fails")
+        answer = _ANSWERS.get(event, _no_content)
+        return answer(recorded, headers)
+
+    def _first_attempt(self, recorded: Recorded, headers: dict[str, str]) -> bool:
+        key = (recorded.connection_id, headers.get("ce-id", ""))
+        with self._lock:
+            self._attempts[key] = self._attempts.get(key, 0) + 1
+            return self._attempts[key] == 1
 
     def _connect(self, recorded: Recorded) -> web.Response:
         body = recorded.json()
@@ -260,13 +246,41 @@ class TestUpstream:
         return web.json_response(reply, headers=headers)
 
 
+def _echo(recorded: Recorded, headers: dict[str, str]) -> web.Response:
+    content_type = headers.get("content-type", "application/octet-stream")
+    return web.Response(status=200, body=recorded.body, headers={"Content-Type": content_type})
+
+
+def _no_content(recorded: Recorded, headers: dict[str, str]) -> web.Response:
+    return web.Response(status=204)
+
+
+def _state(recorded: Recorded, headers: dict[str, str]) -> web.Response:
+    """Answer with the previous state as text and make the request body the new state."""
+    new_state = {"ce-connectionState": recorded.body.decode()}
+    previous = headers.get("ce-connectionstate", "")
+    return web.Response(status=200, text=previous, headers={"Content-Type": "text/plain", **new_state})
+
+
+_ANSWERS: dict[str, Callable[[Recorded, dict[str, str]], web.Response]] = {
+    "echo": _echo,
+    "message": _echo,
+    "flaky": _echo,  # after its first attempt
+    "fail": lambda *_: web.Response(status=500, text="failing on purpose"),
+    "refuse": lambda *_: web.Response(status=400, text="refused by the test upstream"),
+    "nocontent": _no_content,
+    "badtype": lambda *_: web.Response(status=200, body=b"<x/>", headers={"Content-Type": "application/xml"}),
+    "state": _state,
+}
+
+
 @dataclass
 class Emulator:
     """A running `python -m wps_emulator` process."""
 
     port: int
     process: ManagedProcess
-    access_key: str = KEY
+    access_key: str = ACCESS_KEY
 
     @property
     def endpoint(self) -> str:
@@ -278,7 +292,7 @@ class Emulator:
 
     @property
     def connection_string(self) -> str:
-        return f"Endpoint={self.endpoint};AccessKey={self.access_key};Version=1.0;"
+        return web_pubsub_connection_string(self.endpoint, self.access_key)
 
     def service(self, hub: str) -> WebPubSubServiceClient:
         """Microsoft's service SDK for `hub` (tokens and REST)."""
@@ -303,6 +317,14 @@ class Emulator:
 
     def log(self) -> str:
         return self.process.log_path.read_text(errors="replace")
+
+    async def wait_for_log(self, text: str, wait: float = 10.0) -> None:
+        """Until the emulator has logged a line containing `text` (it logs each state change)."""
+        deadline = time.monotonic() + wait
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the emulator did not log {text!r}; its log ends {self.log()[-2000:]}")
+            await asyncio.sleep(0.02)
 
 
 @dataclass

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from wps_emulator.config import DEFAULT_ACCESS_KEY, ConfigError, EventHandler, HubSettings, load_config
+from tests.constants import ACCESS_KEY, web_pubsub_connection_string
+from wps_emulator.config import ConfigError, EventHandler, HubSettings, load_config
 
 OTHER_KEY = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH"
 
 
 def test_defaults_match_microsofts_emulator() -> None:
     config = load_config([], environ={})
-    assert (config.host, config.port, config.access_key) == ("127.0.0.1", 8080, DEFAULT_ACCESS_KEY)
-    assert (
-        config.connection_string
-        == f"Endpoint=http://localhost:8080;AccessKey={DEFAULT_ACCESS_KEY};Version=1.0;"
-    )
+    assert (config.host, config.port, config.access_key) == ("127.0.0.1", 8080, ACCESS_KEY)
+    assert config.connection_string == web_pubsub_connection_string("http://localhost:8080")
     assert config.retry_delays == (1.0, 3.0, 5.0)
 
 
@@ -114,11 +114,22 @@ def test_json_file_declares_hubs_and_command_line_replaces_one(tmp_path: Path) -
         (["--hub", "1chat", "--upstream", "http://a/x"], "hub name"),
         (["--public-endpoint", "localhost:8080"], "public endpoint"),
         (["--upstream-retry-delays", "1,soon"], "retry delays"),
+        (["--allowed-hosts", "http://myhost:3000"], "not a host name"),
     ],
 )
 def test_invalid_settings_are_refused_with_a_clear_message(argv: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_config(argv, environ={})
+
+
+def test_allowed_hosts_come_as_a_comma_list_or_a_json_list(tmp_path: Path) -> None:
+    assert load_config(["--allowed-hosts", "a.test, b.test"], environ={}).allowed_hosts == (
+        "a.test",
+        "b.test",
+    )
+    file = tmp_path / "emulator.json"
+    file.write_text(json.dumps({"allowedHosts": ["c.test"]}))
+    assert load_config(["--config", str(file)], environ={}).allowed_hosts == ("c.test",)
 
 
 def test_unknown_json_keys_are_refused(tmp_path: Path) -> None:
@@ -155,3 +166,65 @@ def test_star_hub_is_the_fallback_for_other_hubs() -> None:
     )
     assert config.hub_settings("chat").handlers[0].url_template == "http://chat"
     assert config.hub_settings("whatever").handlers[0].url_template == "http://any/{hub}"
+
+
+@pytest.mark.parametrize(
+    ("environ", "setting"),
+    [
+        ({"WPS_EMULATOR_PORT": "abc"}, "WPS_EMULATOR_PORT"),
+        ({"WPS_EMULATOR_PORT": "70000"}, "WPS_EMULATOR_PORT"),
+        ({"WPS_EMULATOR_UPSTREAM_TIMEOUT": "soon"}, "WPS_EMULATOR_UPSTREAM_TIMEOUT"),
+        ({"WPS_EMULATOR_ENABLE_TEST_HOOKS": "maybe"}, "WPS_EMULATOR_ENABLE_TEST_HOOKS"),
+        ({"WPS_EMULATOR_HUB": "chat"}, "WPS_EMULATOR_UPSTREAM"),
+    ],
+)
+def test_a_bad_environment_value_is_refused_naming_the_variable(
+    environ: dict[str, str], setting: str
+) -> None:
+    with pytest.raises(ConfigError, match=setting):
+        load_config([], environ=environ)
+
+
+def test_a_bad_json_value_is_refused_naming_the_key_and_file(tmp_path: Path) -> None:
+    file = tmp_path / "emulator.json"
+    file.write_text(json.dumps({"port": "eighty"}))
+    with pytest.raises(ConfigError, match=r"port in emulator\.json: 'eighty' is not a port number"):
+        load_config(["--config", str(file)], environ={})
+
+
+def test_a_local_public_endpoint_in_the_file_follows_the_port_given_on_the_command_line(
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "emulator.json"
+    file.write_text(json.dumps({"port": 8080, "publicEndpoint": "http://localhost:8080"}))
+    config = load_config(["--config", str(file), "--port", "8082"], environ={})
+    assert config.port == 8082
+    assert config.connection_string.startswith("Endpoint=http://localhost:8082;")
+
+
+def test_a_public_endpoint_on_another_host_is_kept_whatever_the_port(tmp_path: Path) -> None:
+    file = tmp_path / "emulator.json"
+    file.write_text(json.dumps({"publicEndpoint": "https://emulator.example.com"}))
+    config = load_config(["--config", str(file), "--port", "8082"], environ={})
+    assert config.endpoint == "https://emulator.example.com"
+
+
+def test_a_public_endpoint_given_beside_the_port_is_kept_as_given() -> None:
+    config = load_config(["--port", "8082", "--public-endpoint", "http://localhost:9000"], environ={})
+    assert config.endpoint == "http://localhost:9000"
+
+
+def test_without_a_public_endpoint_the_connection_string_names_the_port() -> None:
+    assert load_config(["--port", "8082"], environ={}).endpoint == "http://localhost:8082"
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage"),
+    [
+        ([str(Path(sys.executable).parent / "wps-emulator"), "--help"], "usage: wps-emulator"),
+        ([sys.executable, "-m", "wps_emulator", "--help"], "usage: python -m wps_emulator"),
+    ],
+)
+def test_help_names_the_command_that_was_run(argv: list[str], usage: str) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True)
+    assert done.stdout.startswith(usage)

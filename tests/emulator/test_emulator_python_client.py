@@ -122,6 +122,25 @@ async def test_join_and_send_to_group_reach_other_clients(
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_rest_send_to_group_arrives_as_a_group_message_without_a_sender(
+    run: EmulatorRun, protocol: WebPubSubProtocolType
+) -> None:
+    service = run.emulator.service("chat")
+    async with sdk_client(run, protocol, user="listener") as (client, inbox):
+        await client.join_group("announcements")
+        service.send_to_group("announcements", {"notice": "hello"})
+        message = await asyncio.wait_for(inbox.group.get(), 10)
+        assert (message.group, message.data, message.from_user_id) == (
+            "announcements",
+            {"notice": "hello"},
+            None,
+        )
+        service.send_to_all("to everyone", content_type="text/plain")
+        assert (await asyncio.wait_for(inbox.server.get(), 10)).data == "to everyone"
+        assert inbox.group.empty()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 async def test_event_reply_arrives_as_a_server_message(
     run: EmulatorRun, protocol: WebPubSubProtocolType
 ) -> None:
@@ -154,6 +173,28 @@ async def test_join_without_permission_raises_forbidden(run: EmulatorRun) -> Non
         assert raised.value.error_detail.name == "Forbidden"
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_a_revoked_group_refuses_join_and_send_even_under_roles_for_every_group(
+    run: EmulatorRun, protocol: WebPubSubProtocolType
+) -> None:
+    service = run.emulator.service("chat")
+    async with sdk_client(run, protocol, user="limited", message_retry_total=0) as (client, inbox):
+        connection_id = (await inbox.connection()).connection_id
+        await client.join_group("secret")
+        service.revoke_permission("sendToGroup", connection_id, target_name="secret")
+        service.revoke_permission("joinLeaveGroup", connection_id, target_name="secret")
+        assert service.has_permission("sendToGroup", connection_id, target_name="secret") is False
+        assert service.has_permission("sendToGroup", connection_id, target_name="open") is True
+        with pytest.raises(SendMessageError) as refused_send:
+            await client.send_to_group("secret", "psst", WebPubSubDataType.TEXT)
+        with pytest.raises(SendMessageError) as refused_join:
+            await client.join_group("secret")
+        assert refused_send.value.error_detail.name == refused_join.value.error_detail.name == "Forbidden"
+        await client.join_group("open")
+        await client.send_to_group("open", "fine", WebPubSubDataType.TEXT)
+        assert (await asyncio.wait_for(inbox.group.get(), 10)).data == "fine"
+
+
 async def test_reliable_client_recovers_from_a_dropped_socket_without_losing_messages(
     run: EmulatorRun,
 ) -> None:
@@ -163,8 +204,7 @@ async def test_reliable_client_recovers_from_a_dropped_socket_without_losing_mes
         connection_id = (await inbox.connection()).connection_id
         for i in range(5):
             service.send_to_group("lossless", f"m{i}", content_type="text/plain")
-        # REST sends reach clients as server messages, even when addressed to a group
-        received = [(await asyncio.wait_for(inbox.server.get(), 10)).data for _ in range(5)]
+        received = [(await asyncio.wait_for(inbox.group.get(), 10)).data for _ in range(5)]
 
         async with aiohttp.ClientSession() as session:
             hook = f"{run.emulator.endpoint}/_emulator/hubs/chat/connections/{connection_id}/drop"
@@ -172,10 +212,10 @@ async def test_reliable_client_recovers_from_a_dropped_socket_without_losing_mes
                 assert resp.status == 204
         for i in range(5, 10):  # sent while the client is away or reconnecting
             service.send_to_group("lossless", f"m{i}", content_type="text/plain")
-        received += [(await asyncio.wait_for(inbox.server.get(), 20)).data for _ in range(5)]
+        received += [(await asyncio.wait_for(inbox.group.get(), 20)).data for _ in range(5)]
 
         assert received == [f"m{i}" for i in range(10)]
-        assert inbox.server.empty()
+        assert inbox.group.empty()
         assert inbox.disconnected == []  # recovered, not reconnected as a new connection
         await client.send_to_group("lossless", "after", WebPubSubDataType.TEXT)
         assert (await asyncio.wait_for(inbox.group.get(), 10)).data == "after"

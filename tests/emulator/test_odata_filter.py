@@ -8,8 +8,8 @@ from wps_emulator.hub import Connection
 from wps_emulator.odata import FilterError, compile_filter
 
 
-class NoSink:
-    """Filters never deliver; a sink is only needed to build a Connection."""
+class NoChannel:
+    """Filters never deliver; a channel is only needed to build a Connection."""
 
     async def deliver(self, message: object) -> None:
         raise AssertionError("a filter must not deliver")
@@ -20,7 +20,7 @@ class NoSink:
 
 def conn(connection_id: str, user_id: str | None = None, *groups: str) -> Connection:
     return Connection(
-        connection_id=connection_id, hub="chat", user_id=user_id, sink=NoSink(), groups=set(groups)
+        connection_id=connection_id, hub="chat", user_id=user_id, channel=NoChannel(), groups=set(groups)
     )
 
 
@@ -157,3 +157,21 @@ def test_malformed_filters_say_what_and_where(text: str, message: str, position:
         compile_filter(text)
     assert message in str(raised.value)
     assert raised.value.position == position
+
+
+def test_deep_nesting_is_refused_with_a_clear_error_not_a_recursion_error() -> None:
+    with pytest.raises(FilterError, match="nests deeper than 64 levels"):
+        compile_filter("(" * 2000 + "true" + ")" * 2000)
+    with pytest.raises(FilterError, match="nests deeper than 64 levels"):
+        compile_filter("not " * 2000 + "true")
+
+
+def test_a_long_chain_of_or_is_evaluated_without_recursing() -> None:
+    text = " or ".join(f"userId eq 'u{n}'" for n in range(5000)) + " or userId eq 'bob'"
+    predicate = compile_filter(text)
+    assert predicate(BOB) and not predicate(ALICE)
+
+
+def test_the_unsupported_message_lists_in_lists() -> None:
+    with pytest.raises(FilterError, match=r"userId/connectionId in \('a', 'b'\)"):
+        compile_filter("userId gt 'a'")

@@ -10,9 +10,11 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
-from emulator_harness import KEY, RELIABLE, EmulatorRun, WsClient, start_emulator, ws_client
+from emulator_harness import RELIABLE, EmulatorRun, WsClient, start_emulator, ws_client
 
-import wps_emulator.connection
+import wps_emulator.session
+from devhost.processes import free_port
+from tests.constants import web_pubsub_connection_string
 from wps_emulator.app import create_app
 from wps_emulator.config import EmulatorConfig
 from wps_emulator.hub import HubRegistry
@@ -144,9 +146,11 @@ async def test_a_drop_and_reconnection_send_no_disconnected_or_second_connected_
 
 async def test_dropped_connection_stays_in_the_hub_while_it_may_come_back(run: EmulatorRun) -> None:
     async with ws_client(url(run), protocol=RELIABLE) as client:
+        conn = client.connected["connectionId"]
         await drop(run, client)
-        await asyncio.sleep(0.1)
-        assert run.emulator.service("plain").connection_exists(client.connected["connectionId"])
+        # Once the emulator has noticed the lost socket, the connection waits (30 s) instead of ending.
+        await run.emulator.wait_for_log(f"connection plain/{conn} lost its socket; waiting")
+        assert run.emulator.service("plain").connection_exists(conn)
 
 
 async def test_more_than_1000_unacknowledged_messages_end_the_connection(run: EmulatorRun) -> None:
@@ -170,12 +174,13 @@ async def test_more_than_1000_unacknowledged_messages_end_the_connection(run: Em
 
 async def test_connection_not_recovered_in_time_ends(monkeypatch: pytest.MonkeyPatch) -> None:
     # In-process, with a short recovery window: the window itself (30 s) is too long for a test.
-    monkeypatch.setattr(wps_emulator.connection, "RECOVERY_WINDOW_SECONDS", 0.2)
+    monkeypatch.setattr(wps_emulator.session, "RECOVERY_WINDOW_SECONDS", 0.2)
     registry = HubRegistry()
-    async with TestServer(create_app(EmulatorConfig(test_hooks=True), registry), host="127.0.0.1") as server:
-        endpoint = f"http://127.0.0.1:{server.port}"
+    config = EmulatorConfig(port=free_port(), test_hooks=True)
+    async with TestServer(create_app(config, registry), host="127.0.0.1", port=config.port):
+        endpoint = f"http://127.0.0.1:{config.port}"
         service = WebPubSubServiceClient.from_connection_string(
-            f"Endpoint={endpoint};AccessKey={KEY};", hub="h"
+            web_pubsub_connection_string(endpoint), hub="h"
         )
         async with ws_client(
             service.get_client_access_token(user_id="x")["url"], protocol=RELIABLE

@@ -1,7 +1,7 @@
 """The emulator's REST API, judged by Microsoft's `azure-messaging-webpubsubservice` (sync and aio).
 
 A real aiohttp server (HubRegistry + `wps_emulator.rest.setup`) runs on a free port in a background
-thread for the module. Connections are registered straight into the hub with recording sinks, so
+thread for the module. Connections are registered straight into the hub with recording channels, so
 each test sees exactly what the service would push to clients or which clients it would close.
 Requests the SDK cannot make (bad content types, malformed tokens, :addToGroups) are sent with urllib
 and signed the way the SDK signs.
@@ -29,15 +29,17 @@ from azure.messaging.webpubsubservice import WebPubSubServiceClient
 from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient as AioWebPubSubServiceClient
 
 from devhost.processes import free_port
+from tests.constants import ACCESS_KEY, web_pubsub_connection_string
 from wps_emulator import rest
-from wps_emulator.hub import Connection, HubRegistry, ServerMessage
+from wps_emulator.hosts import HostPolicy
+from wps_emulator.hub import Connection, HubRegistry
+from wps_emulator.messages import ServerMessage
 
-KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"
 T = TypeVar("T")
 
 
 @dataclass
-class RecordingSink:
+class RecordingChannel:
     """A client as the hub sees it: records what it is sent and whether it is closed."""
 
     messages: list[ServerMessage] = field(default_factory=list)
@@ -68,7 +70,7 @@ class RestServer:
 
     async def _start(self) -> None:
         app = web.Application()
-        rest.setup(app, registry=self.registry, access_key=KEY)
+        rest.setup(app, registry=self.registry, access_key=ACCESS_KEY, hosts=HostPolicy(self.endpoint))
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
@@ -90,16 +92,16 @@ class RestServer:
 
     def connect(
         self, hub: str, connection_id: str, user_id: str | None = None, *groups: str
-    ) -> RecordingSink:
-        sink = RecordingSink()
+    ) -> RecordingChannel:
+        channel = RecordingChannel()
 
         async def add() -> None:
-            conn = Connection(connection_id=connection_id, hub=hub, user_id=user_id, sink=sink)
+            conn = Connection(connection_id=connection_id, hub=hub, user_id=user_id, channel=channel)
             self.registry.hub(hub).add(conn)
             conn.groups |= set(groups)
 
         self.run(add)
-        return sink
+        return channel
 
     def connection(self, hub: str, connection_id: str) -> Connection:
         async def get() -> Connection:
@@ -130,12 +132,12 @@ def hub() -> str:
 
 @pytest.fixture
 def client(server: RestServer, hub: str) -> Iterator[WebPubSubServiceClient]:
-    cs = f"Endpoint={server.endpoint};AccessKey={KEY};Version=1.0;"
+    cs = web_pubsub_connection_string(server.endpoint)
     with WebPubSubServiceClient.from_connection_string(cs, hub=hub, retry_total=0) as sdk:
         yield sdk
 
 
-def sdk_token(url: str, *, key: str = KEY, lifetime: int = 60) -> str:
+def sdk_token(url: str, *, key: str = ACCESS_KEY, lifetime: int = 60) -> str:
     """A REST bearer token exactly as the SDK makes one: aud = the full URL, exp = now + 60 s."""
     return jwt.encode({"aud": url, "exp": int(time.time()) + lifetime}, key, algorithm="HS256")
 
@@ -173,8 +175,8 @@ def call(
         connection.close()
 
 
-def received(sink: RecordingSink) -> list[tuple[str, bytes]]:
-    return [(m.data_type, m.data) for m in sink.messages]
+def received(channel: RecordingChannel) -> list[tuple[str, bytes]]:
+    return [(m.data_type, m.data) for m in channel.messages]
 
 
 # --- sends ---------------------------------------------------------------------------------------
@@ -183,29 +185,29 @@ def received(sink: RecordingSink) -> list[tuple[str, bytes]]:
 def test_send_to_all_json_reaches_every_connection_as_json(server, hub, client) -> None:
     a, b = server.connect(hub, "c1", "alice"), server.connect(hub, "c2")
     client.send_to_all({"type": "msg", "text": "hé"})
-    for sink in (a, b):
-        [message] = sink.messages
+    for channel in (a, b):
+        [message] = channel.messages
         assert message.data_type == "json"
         assert message.source == "server"
         assert json.loads(message.data) == {"type": "msg", "text": "hé"}
 
 
 def test_send_to_all_text_plain_arrives_as_text(server, hub, client) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     client.send_to_all("hello wörld", content_type="text/plain")
-    assert received(sink) == [("text", "hello wörld".encode())]
+    assert received(channel) == [("text", "hello wörld".encode())]
 
 
 def test_send_to_all_octet_stream_arrives_as_binary(server, hub, client) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     client.send_to_all(b"\x00\x01\xffbin", content_type="application/octet-stream")
-    assert received(sink) == [("binary", b"\x00\x01\xffbin")]
+    assert received(channel) == [("binary", b"\x00\x01\xffbin")]
 
 
 def test_send_of_a_str_without_content_type_arrives_as_a_json_string(server, hub, client) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     client.send_to_all("hello")
-    assert received(sink) == [("json", b'"hello"')]
+    assert received(channel) == [("json", b'"hello"')]
 
 
 def test_send_to_all_skips_excluded_connections(server, hub, client) -> None:
@@ -230,6 +232,21 @@ def test_send_to_group_reaches_members_only_even_with_an_encoded_group_name(serv
     client.send_to_group(group, {"m": 1}, excluded=["c2"])
     assert received(member) == [("json", b'{"m": 1}')]
     assert excluded.messages == [] and outsider.messages == []
+
+
+def test_send_to_group_is_a_group_message_without_a_sender(server, hub, client) -> None:
+    member = server.connect(hub, "c1", "alice", "room")
+    client.send_to_group("room", "hi", content_type="text/plain")
+    [message] = member.messages
+    assert (message.source, message.group, message.from_user_id) == ("group", "room", None)
+
+
+def test_sends_to_all_users_and_connections_are_server_messages(server, hub, client) -> None:
+    channel = server.connect(hub, "c1", "alice", "room")
+    client.send_to_all("a", content_type="text/plain")
+    client.send_to_user("alice", "b", content_type="text/plain")
+    client.send_to_connection("c1", "c", content_type="text/plain")
+    assert [(m.source, m.group) for m in channel.messages] == [("server", None)] * 3
 
 
 def test_send_to_group_with_filter(server, hub, client) -> None:
@@ -269,19 +286,19 @@ def test_sends_to_missing_targets_are_accepted(server, hub, client) -> None:
 
 
 def test_sends_keep_their_order(server, hub, client) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     for n in range(5):
         client.send_to_all(str(n), content_type="text/plain")
-    assert [m.data for m in sink.messages] == [b"0", b"1", b"2", b"3", b"4"]
+    assert [m.data for m in channel.messages] == [b"0", b"1", b"2", b"3", b"4"]
 
 
 def test_bad_filter_is_a_400_naming_what_is_unsupported(server, hub, client) -> None:
-    sink = server.connect(hub, "c1", "alice")
+    channel = server.connect(hub, "c1", "alice")
     with pytest.raises(HttpResponseError) as raised:
         client.send_to_all({"m": 1}, filter="length(userId) gt 3")
     assert raised.value.status_code == 400
     assert "function length() is not supported" in str(raised.value)
-    assert sink.messages == []
+    assert channel.messages == []
 
 
 def test_malformed_filter_is_a_400_saying_where(server, hub, client) -> None:
@@ -319,11 +336,11 @@ def test_missing_content_type_is_a_400(server, hub) -> None:
 
 
 def test_invalid_json_body_is_a_400_and_nothing_is_delivered(server, hub) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     reply = call(server, "POST", f"/api/hubs/{hub}/:send", b"{not json", content_type="application/json")
     assert reply.status == 400
     assert "not valid JSON" in reply.json()["message"]
-    assert sink.messages == []
+    assert channel.messages == []
 
 
 def test_text_that_is_not_utf8_is_a_400(server, hub) -> None:
@@ -339,10 +356,10 @@ def test_a_charset_other_than_utf8_is_a_400(server, hub) -> None:
 
 
 def test_utf8_charset_parameter_is_accepted(server, hub) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     reply = call(server, "POST", f"/api/hubs/{hub}/:send", b"hi", content_type="text/plain; charset=utf-8")
     assert reply.status == 202
-    assert received(sink) == [("text", b"hi")]
+    assert received(channel) == [("text", b"hi")]
 
 
 def test_message_ttl_out_of_range_is_a_400(server, hub) -> None:
@@ -353,22 +370,22 @@ def test_message_ttl_out_of_range_is_a_400(server, hub) -> None:
 
 
 def test_a_body_over_the_app_limit_is_a_json_413(server, hub) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     body = b"x" * (1024**2 + 1)  # aiohttp's default client_max_size, which this test app keeps
     reply = call(server, "POST", f"/api/hubs/{hub}/:send", body, content_type="application/octet-stream")
     assert reply.status == 413
     assert reply.json()["code"] == "PayloadTooLarge"
-    assert sink.messages == []
+    assert channel.messages == []
 
 
 # --- group membership ------------------------------------------------------------------------------
 
 
 def test_add_connection_to_group_makes_it_receive_group_sends(server, hub, client) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     client.add_connection_to_group("room1", "c1")
     client.send_to_group("room1", {"m": 1})
-    assert len(sink.messages) == 1
+    assert len(channel.messages) == 1
     assert client.group_exists("room1")
 
 
@@ -466,9 +483,9 @@ def test_close_connection_passes_the_reason(server, hub, client) -> None:
 
 
 def test_close_connection_without_reason(server, hub, client) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     client.close_connection("c1")
-    assert sink.closed == [None]
+    assert channel.closed == [None]
 
 
 def test_close_unknown_connection_is_still_204(server, hub, client) -> None:
@@ -509,7 +526,7 @@ def test_exists_checks_answer_true_and_false(server, hub, client) -> None:
 
 def test_hub_names_compare_case_insensitively(server, hub) -> None:
     server.connect(hub, "c1")
-    cs = f"Endpoint={server.endpoint};AccessKey={KEY};Version=1.0;"
+    cs = web_pubsub_connection_string(server.endpoint)
     with WebPubSubServiceClient.from_connection_string(cs, hub=hub.upper(), retry_total=0) as upper:
         assert upper.connection_exists("c1")
 
@@ -534,6 +551,32 @@ def test_a_permission_without_target_covers_every_group(server, hub, client) -> 
     assert client.has_permission("joinLeaveGroup", "c1", target_name="any") is True
     assert client.has_permission("joinLeaveGroup", "c1") is True
     assert client.has_permission("sendToGroup", "c1") is False
+
+
+def test_revoking_one_group_denies_it_even_under_a_role_for_every_group(server, hub, client) -> None:
+    server.connect(hub, "c1")
+    client.grant_permission("sendToGroup", "c1")
+    client.revoke_permission("sendToGroup", "c1", target_name="secret")
+    assert client.has_permission("sendToGroup", "c1", target_name="secret") is False
+    assert client.has_permission("sendToGroup", "c1", target_name="lobby") is True
+
+
+def test_granting_the_revoked_group_again_allows_it(server, hub, client) -> None:
+    server.connect(hub, "c1")
+    client.grant_permission("sendToGroup", "c1")
+    client.revoke_permission("sendToGroup", "c1", target_name="secret")
+    client.grant_permission("sendToGroup", "c1", target_name="secret")
+    assert client.has_permission("sendToGroup", "c1", target_name="secret") is True
+
+
+def test_granting_every_group_lifts_the_group_revokes_of_that_permission(server, hub, client) -> None:
+    server.connect(hub, "c1")
+    client.revoke_permission("sendToGroup", "c1", target_name="secret")
+    client.revoke_permission("joinLeaveGroup", "c1", target_name="secret")
+    client.grant_permission("sendToGroup", "c1")
+    client.grant_permission("joinLeaveGroup", "c1", target_name="secret")
+    assert client.has_permission("sendToGroup", "c1", target_name="secret") is True
+    assert client.has_permission("joinLeaveGroup", "c1", target_name="secret") is True
 
 
 def test_grant_to_a_missing_connection_is_not_found(server, hub, client) -> None:
@@ -617,7 +660,9 @@ def test_generate_token_signs_the_claims_asked_for(server, hub) -> None:
     reply = call(server, "POST", path)
     assert reply.status == 200
     token = reply.json()["token"]
-    claims = jwt.decode(token, KEY, algorithms=["HS256"], audience=f"{server.endpoint}/client/hubs/{hub}")
+    claims = jwt.decode(
+        token, ACCESS_KEY, algorithms=["HS256"], audience=f"{server.endpoint}/client/hubs/{hub}"
+    )
     assert claims["sub"] == "alice"
     assert claims["role"] == ["webpubsub.joinLeaveGroup.room1", "webpubsub.sendToGroup.room1"]
     assert claims["webpubsub.group"] == ["room1"]
@@ -626,14 +671,16 @@ def test_generate_token_signs_the_claims_asked_for(server, hub) -> None:
 
 def test_generate_token_defaults_to_an_anonymous_hour(server, hub) -> None:
     token = call(server, "POST", f"/api/hubs/{hub}/:generateToken").json()["token"]
-    claims = jwt.decode(token, KEY, algorithms=["HS256"], audience=f"{server.endpoint}/client/hubs/{hub}")
+    claims = jwt.decode(
+        token, ACCESS_KEY, algorithms=["HS256"], audience=f"{server.endpoint}/client/hubs/{hub}"
+    )
     assert set(claims) == {"aud", "iat", "exp"}
     assert claims["exp"] - claims["iat"] == 3600
 
 
 def test_generate_token_for_mqtt_clients_uses_the_mqtt_path(server, hub) -> None:
     token = call(server, "POST", f"/api/hubs/{hub}/:generateToken?clientType=MQTT").json()["token"]
-    claims = jwt.decode(token, KEY, algorithms=["HS256"], options={"verify_aud": False})
+    claims = jwt.decode(token, ACCESS_KEY, algorithms=["HS256"], options={"verify_aud": False})
     assert claims["aud"] == f"{server.endpoint}/clients/mqtt/hubs/{hub}"
 
 
@@ -660,7 +707,7 @@ class EmulatorKeyCredential:
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         expires = int(time.time()) + 60
-        token = jwt.encode({"aud": self.audience, "exp": expires}, KEY, algorithm="HS256")
+        token = jwt.encode({"aud": self.audience, "exp": expires}, ACCESS_KEY, algorithm="HS256")
         return AccessToken(token, expires)
 
 
@@ -673,7 +720,7 @@ def test_sdk_get_client_access_token_over_rest(server, hub) -> None:
     assert access["baseUrl"] == base
     assert access["url"] == f"{base}?access_token={access['token']}"
     claims = jwt.decode(
-        access["token"], KEY, algorithms=["HS256"], audience=f"{server.endpoint}/client/hubs/{hub}"
+        access["token"], ACCESS_KEY, algorithms=["HS256"], audience=f"{server.endpoint}/client/hubs/{hub}"
     )
     assert (claims["sub"], claims["webpubsub.group"]) == ("bob", ["g1"])
 
@@ -682,14 +729,14 @@ def test_sdk_get_client_access_token_over_rest(server, hub) -> None:
 
 
 def test_wrong_access_key_is_refused(server, hub) -> None:
-    cs = f"Endpoint={server.endpoint};AccessKey={'Z' * 44};Version=1.0;"
+    cs = web_pubsub_connection_string(server.endpoint, "Z" * 44)
     refused = pytest.raises(ClientAuthenticationError, match="not signed with this emulator's access key")
     with WebPubSubServiceClient.from_connection_string(cs, hub=hub, retry_total=0) as wrong, refused:
         wrong.send_to_all({"m": 1})
 
 
 def test_wrong_access_key_is_refused_on_head_too(server, hub) -> None:
-    cs = f"Endpoint={server.endpoint};AccessKey={'Z' * 44};Version=1.0;"
+    cs = web_pubsub_connection_string(server.endpoint, "Z" * 44)
     refused = pytest.raises(ClientAuthenticationError)
     with WebPubSubServiceClient.from_connection_string(cs, hub=hub, retry_total=0) as wrong, refused:
         wrong.group_exists("g")
@@ -719,14 +766,14 @@ def test_expired_token_is_a_401(server, hub) -> None:
 
 
 def test_token_for_another_path_is_a_401(server, hub) -> None:
-    sink = server.connect(hub, "c1")
+    channel = server.connect(hub, "c1")
     token = sdk_token(f"{server.endpoint}/api/hubs/{hub}/users/u1/:send")
     reply = call(
         server, "POST", f"/api/hubs/{hub}/:send", b"{}", content_type="application/json", token=token
     )
     assert reply.status == 401
     assert "does not match the request URL" in reply.json()["message"]
-    assert sink.messages == []
+    assert channel.messages == []
 
 
 def test_token_for_another_host_is_a_401(server, hub) -> None:
@@ -751,7 +798,7 @@ def test_audience_is_accepted_url_decoded(server, hub) -> None:
 
 
 def test_token_without_exp_is_a_401(server, hub) -> None:
-    token = jwt.encode({"aud": f"{server.endpoint}/api/hubs/{hub}/users/u1"}, KEY, algorithm="HS256")
+    token = jwt.encode({"aud": f"{server.endpoint}/api/hubs/{hub}/users/u1"}, ACCESS_KEY, algorithm="HS256")
     reply = call(server, "HEAD", f"/api/hubs/{hub}/users/u1", token=token)
     assert reply.status == 401
 
@@ -824,21 +871,21 @@ def test_the_bearer_token_is_never_logged(server, hub, caplog) -> None:
 
 
 async def test_aio_client_sends_checks_and_lists(server, hub) -> None:
-    sink = server.connect(hub, "c1", "alice", "room")
+    channel = server.connect(hub, "c1", "alice", "room")
     for n in range(2, 5):
         server.connect(hub, f"c{n}", None, "room")
-    cs = f"Endpoint={server.endpoint};AccessKey={KEY};Version=1.0;"
+    cs = web_pubsub_connection_string(server.endpoint)
     async with AioWebPubSubServiceClient.from_connection_string(cs, hub=hub, retry_total=0) as sdk:
         await sdk.send_to_group("room", b"\x01\x02", content_type="application/octet-stream", excluded=["c2"])
         assert await sdk.user_exists("alice") is True
         assert await sdk.group_exists("other") is False
         members = [m async for m in sdk.list_connections(group="room", maxpagesize=1)]
-    assert received(sink) == [("binary", b"\x01\x02")]
+    assert received(channel) == [("binary", b"\x01\x02")]
     assert [m.connection_id for m in members] == ["c1", "c2", "c3", "c4"]
 
 
 async def test_aio_client_bad_filter_is_a_400(server, hub) -> None:
-    cs = f"Endpoint={server.endpoint};AccessKey={KEY};Version=1.0;"
+    cs = web_pubsub_connection_string(server.endpoint)
     async with AioWebPubSubServiceClient.from_connection_string(cs, hub=hub, retry_total=0) as sdk:
         with pytest.raises(HttpResponseError) as raised:
             await sdk.send_to_all({"m": 1}, filter="userId eq 'a' AND true")

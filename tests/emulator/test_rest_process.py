@@ -23,9 +23,8 @@ from azure.messaging.webpubsubclient.models import CallbackType
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
 
 from devhost.processes import ManagedProcess, free_port
+from tests.constants import ACCESS_KEY, HUB, web_pubsub_connection_string
 
-KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH"
-HUB = "chat"
 WAIT = 10.0  # seconds a client may take to see an effect; a deadline, not a measurement
 
 
@@ -35,7 +34,7 @@ class Emulator:
 
     @property
     def connection_string(self) -> str:
-        return f"Endpoint={self.endpoint};AccessKey={KEY};Version=1.0;"
+        return web_pubsub_connection_string(self.endpoint)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +49,7 @@ def emulator(session_logs: Path) -> Iterator[Emulator]:
         "--port",
         str(port),
         "--access-key",
-        KEY,
+        ACCESS_KEY,
     ]
     process = ManagedProcess("wps-emulator-rest", argv, session_logs / "wps-emulator-rest.log").start()
     try:
@@ -81,7 +80,10 @@ class LiveClient:
 
 @contextmanager
 def live_client(url: Callable[[], str], **options: Any) -> Iterator[LiveClient]:
-    """A real Web PubSub client connected to the emulator, recording server messages and disconnects."""
+    """A real Web PubSub client connected to the emulator, recording messages and disconnects.
+
+    Server messages arrive in the inbox as (data type, data), group messages as ("group:data type", data).
+    """
     inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
     disconnects: queue.Queue[str | None] = queue.Queue()
     connected: queue.Queue[str] = queue.Queue()
@@ -92,6 +94,7 @@ def live_client(url: Callable[[], str], **options: Any) -> Iterator[LiveClient]:
     client = WebPubSubClient(credential=WebPubSubClientCredential(url), **options)
     client.subscribe(CallbackType.CONNECTED, lambda e: connected.put(e.connection_id))
     client.subscribe(CallbackType.SERVER_MESSAGE, lambda e: inbox.put((str(e.data_type), e.data)))
+    client.subscribe(CallbackType.GROUP_MESSAGE, lambda e: inbox.put((f"{e.group}:{e.data_type}", e.data)))
     client.subscribe(CallbackType.DISCONNECTED, lambda e: disconnects.put(e.message))
     client.open()
     try:
@@ -153,7 +156,7 @@ def test_group_membership_set_by_rest_routes_group_sends(service) -> None:
     with live_client(token_url(service, user_id="dave")) as dave:
         service.add_connection_to_group("room7", dave.connection_id)
         service.send_to_group("room7", "in the room", content_type="text/plain")
-        assert dave.next_message() == ("text", "in the room")
+        assert dave.next_message() == ("room7:text", "in the room")  # a group message
         service.remove_connection_from_group("room7", dave.connection_id)
         service.send_to_group("room7", "left the room", content_type="text/plain")
         service.send_to_all("marker", content_type="text/plain")
@@ -176,7 +179,7 @@ class EmulatorKeyCredential:
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
         expires = int(time.time()) + 60
         return AccessToken(
-            jwt.encode({"aud": self.audience, "exp": expires}, KEY, algorithm="HS256"), expires
+            jwt.encode({"aud": self.audience, "exp": expires}, ACCESS_KEY, algorithm="HS256"), expires
         )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Iterator
 
@@ -84,7 +83,7 @@ async def test_anonymous_connection_sends_no_user_header(run: EmulatorRun) -> No
     ("data_type", "data", "content_type", "body"),
     [
         ("text", "héllo", "text/plain", "héllo".encode()),
-        ("json", {"a": [1, "b"]}, "application/json", b'{"a":[1,"b"]}'),
+        ("json", {"a": [1, "b"]}, "application/json", b'{"a": [1, "b"]}'),  # as the client wrote it
         ("binary", base64.b64encode(b"\x00\xff").decode(), "application/octet-stream", b"\x00\xff"),
     ],
 )
@@ -229,8 +228,7 @@ async def test_blocking_events_of_one_connection_are_sent_in_order(run: Emulator
             )
         acks = [await client.next_json() for _ in range(5)]
         conn = client.connected["connectionId"]
-    assert [a["ackId"] for a in acks] == [0, 1, 2, 3, 4]
-    await asyncio.sleep(0)
+    assert [a["ackId"] for a in acks] == [0, 1, 2, 3, 4]  # each ack follows its event's answer
     assert [r.body for r in run.upstream.of(conn, "nocontent")] == [b"0", b"1", b"2", b"3", b"4"]
 
 

@@ -1,8 +1,10 @@
-"""One client connection as the service side sees it: its socket, its protocol and its per-connection state.
+"""The WebSocket side of one client connection: its socket, its protocol's framing, its per-connection state.
 
-`ClientConnection` is the `ClientSink` of `hub.Connection`: it frames messages for the client's protocol.
-With the reliable protocol it numbers message frames, keeps them until the client acknowledges them,
-and survives a lost socket for a while so that the client can reattach and receive what it missed.
+A `Session` is built from the `Admission` the handshake settled (who connects, with which groups,
+roles and subprotocol) and builds the hub's `Connection` record for itself, as that record's
+`Channel`: it frames messages for the client's protocol. With the reliable protocol it numbers
+message frames, keeps them until the client acknowledges them, and survives a lost socket for a
+while so that the client can reattach and receive what it missed.
 """
 
 from __future__ import annotations
@@ -10,29 +12,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import struct
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from . import jsonprotocol
-from .hub import Connection, ServerMessage
+from .hub import Connection
+from .messages import ServerMessage
 
-log = logging.getLogger("wps_emulator.connection")
+log = logging.getLogger(__name__)
 
 ACK_CACHE_SIZE = 1000
 REPLAY_MAX_MESSAGES = 1000
 REPLAY_MAX_BYTES = 16 * 1024 * 1024
 MAX_UNSENT_BYTES = 16 * 1024 * 1024  # a client that lets this much pile up in its socket buffer is closed
 RECOVERY_WINDOW_SECONDS = 30.0
-CLOSE_NORMAL = 1000
-CLOSE_POLICY = 1008  # also tells reliable clients not to try to recover
-CLOSE_INTERNAL_ERROR = 1011
 
 
 class ClientKind(Enum):
@@ -96,30 +97,57 @@ def _frame_for(message: ServerMessage, kind: ClientKind) -> bytes:
     return ws_frame(jsonprotocol.message_frame(message).encode("utf-8"), binary=False)
 
 
-Finisher = Callable[["ClientConnection", str], Awaitable[None]]
+@dataclass(frozen=True)
+class Admission:
+    """What the handshake settled for a new connection: the token's values, then the connect reply's.
+
+    Before the `connect` event has answered it is also that event's origin (`upstream.EventOrigin`):
+    no subprotocol is negotiated yet, and `connect` is event 0.
+    """
+
+    connection_id: str
+    hub: str
+    user_id: str | None
+    roles: frozenset[str] = field(default_factory=frozenset)
+    groups: frozenset[str] = field(default_factory=frozenset)
+    subprotocol: str | None = None
+    connection_state: str | None = None
+
+    def next_event_id(self) -> int:
+        return 0
 
 
-class ClientConnection:
-    """The live side of a `hub.Connection`; implements `ClientSink`."""
+Finisher = Callable[["Session", str], Awaitable[None]]
+
+
+class Session:
+    """The live side of a `hub.Connection` (its `Channel`), and the `EventOrigin` of its events."""
 
     def __init__(
         self,
+        admission: Admission,
         *,
-        kind: ClientKind,
         ws: web.WebSocketResponse,
         transport: asyncio.Transport | None,
         finisher: Finisher,
-        reconnection_token: str | None = None,
     ) -> None:
-        self.kind = kind
+        self.kind = ClientKind.of(admission.subprotocol)
+        self.connection = Connection(
+            connection_id=admission.connection_id,
+            hub=admission.hub,
+            user_id=admission.user_id,
+            channel=self,
+            subprotocol=admission.subprotocol,
+            roles=set(admission.roles),
+            groups=set(admission.groups),
+        )
         self.ws: web.WebSocketResponse | None = ws
         self._transport = transport
         self._finisher = finisher
-        self.reconnection_token = reconnection_token
-        self.info: Connection  # set by the endpoint right after construction
-        self.connection_state: str | None = None
+        self.reconnection_token = secrets.token_urlsafe(32) if self.kind is ClientKind.RELIABLE else None
+        self.connection_state = admission.connection_state
         self.acks = AckCache()
-        self._next_event_id = 0
+        self._next_event_id = 1  # 0 was the connect event
         self.finished = False
         self.closing_reason: str | None = None
         # reliable protocol
@@ -129,24 +157,32 @@ class ClientConnection:
         self._expiry: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
 
-    # --- identity ------------------------------------------------------------------------------
+    # --- identity (also what `upstream.EventOrigin` reads) ---------------------------------------
+    @property
+    def hub(self) -> str:
+        return self.connection.hub
+
     @property
     def connection_id(self) -> str:
-        return self.info.connection_id
+        return self.connection.connection_id
+
+    @property
+    def user_id(self) -> str | None:
+        return self.connection.user_id
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self.connection.subprotocol
 
     @property
     def label(self) -> str:
-        return f"{self.info.hub}/{self.info.connection_id}"
+        return f"{self.hub}/{self.connection_id}"
 
     def next_event_id(self) -> int:
-        """Connection-scoped CloudEvents id: 0 is the connect event, then 1, 2, ..."""
+        """Connection-scoped CloudEvents id: 0 was the connect event, then 1, 2, ..."""
         event_id = self._next_event_id
         self._next_event_id += 1
         return event_id
-
-    @property
-    def attached(self) -> bool:
-        return self.ws is not None and not self.ws.closed
 
     # --- sending -------------------------------------------------------------------------------
     # Frames are written straight to the transport, synchronously: a broadcast to 1,000 clients then
@@ -169,15 +205,12 @@ class ClientConnection:
         """Send a control frame (ack, system, pong); lost if the socket is gone, like on the wire."""
         self._write(ws_frame(text.encode("utf-8"), binary=False))
 
-    async def send_text(self, text: str) -> None:
-        self.write_text(text)
-
     async def deliver(self, message: ServerMessage) -> None:
-        """`ClientSink.deliver`: frame the message for this client's protocol and send it."""
+        """`Channel.deliver`: frame the message for this client's protocol and send it."""
         self.deliver_nowait(message)
 
     def deliver_nowait(self, message: ServerMessage) -> None:
-        """Deliver without waiting (used by `Hub.deliver` for fan-out)."""
+        """`ImmediateChannel.deliver_nowait`, used by `Hub.deliver` for fan-out."""
         if self.finished:
             return
         if self.kind is ClientKind.RELIABLE:
@@ -228,11 +261,9 @@ class ClientConnection:
         old = self.ws
         self.ws, self._transport = ws, transport
         if old is not None and not old.closed:
-            await old.close(code=CLOSE_POLICY, message=b"replaced by a reconnection")
+            await old.close(code=WSCloseCode.POLICY_VIOLATION, message=b"replaced by a reconnection")
         # Synchronous from here on: nothing can be delivered between the replay and new messages.
-        self.write_text(
-            jsonprotocol.connected(self.connection_id, self.info.user_id, self.reconnection_token)
-        )
+        self.write_text(jsonprotocol.connected(self.connection_id, self.user_id, self.reconnection_token))
         for unacked in self._unacked:
             self._write(ws_frame(unacked.payload, binary=False))
         return len(self._unacked)
@@ -247,8 +278,9 @@ class ClientConnection:
         ws = self.ws
         if ws is not None and not ws.closed:
             if self.kind is not ClientKind.SIMPLE:
-                await self.send_text(jsonprotocol.disconnected(text))
-            code = CLOSE_POLICY if self.kind is ClientKind.RELIABLE else CLOSE_NORMAL
+                self.write_text(jsonprotocol.disconnected(text))
+            # 1008 tells a reliable client not to try to recover the connection.
+            code = WSCloseCode.POLICY_VIOLATION if self.kind is ClientKind.RELIABLE else WSCloseCode.OK
             with contextlib.suppress(ConnectionError):
                 await ws.close(code=code, message=_close_reason(text))
         await self.finish(text)
