@@ -55,6 +55,7 @@ async def test_negotiate_lets_clients_join_the_presence_group(
     body = json.loads((await app.negotiate({"userId": "ann"})).get_body())
     claims = jwt.decode(body["token"], options={"verify_signature": False})
     assert claims["role"] == ["webpubsub.joinLeaveGroup.lobby"]
+    assert body["presenceGroup"] == "lobby"
 
 
 async def test_negotiate_without_user_is_401(app: FunctionApp) -> None:

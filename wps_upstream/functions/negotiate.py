@@ -21,7 +21,7 @@ blueprint = func.Blueprint()
 @blueprint.route(route="negotiate", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 @handled(lambda req: "GET negotiate")
 async def negotiate(req: func.HttpRequest, services: Services) -> func.HttpResponse:
-    """{"url", "baseUrl", "token", "userId", "userName"?, "hub", "expiresOn"} for the calling user.
+    """{"url", "baseUrl", "token", "userId", "userName"?, "hub", "expiresOn", "presenceGroup"?}.
 
     The display name rides in the client URL's query: the connect handler keeps it in the connection's
     state, so every later event of the connection carries it without a storage or REST call.
@@ -42,5 +42,7 @@ async def negotiate(req: func.HttpRequest, services: Services) -> func.HttpRespo
         body["url"] += "&" + urlencode({USER_NAME_QUERY: caller.user_name})
         body["userName"] = caller.user_name
     body |= {"hub": settings.hub, "expiresOn": iso_time(expires_on)}
+    if presence.mode == "group" and presence.group is not None:
+        body["presenceGroup"] = presence.group  # the group to join for presence notices
     # A bearer token: never cached.
     return json_response(json_dumps(body), headers={"Cache-Control": "no-store"})

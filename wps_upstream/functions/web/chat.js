@@ -36,6 +36,7 @@
   let openedAt = 0;
   let closeReason = "";
   let me = { userId: null, connectionId: null };
+  let presenceGroup = null; // with PresenceBroadcast=group:<name>, the group presence notices go to
   const myConnections = new Set(); // every connection id this page had: its sends come back from them
 
   // --- messages -------------------------------------------------------------------------------------
@@ -357,6 +358,11 @@
     // the broadcast shows the message and the ack confirms it.
   }
 
+  // The app's broadcasts come from the server, or from the presence group when presence goes there.
+  function fromTheApp(frame) {
+    return frame.from === "server" || (frame.from === "group" && presenceGroup !== null && frame.group === presenceGroup);
+  }
+
   function onFrame(event) {
     let frame;
     try {
@@ -365,7 +371,7 @@
       return;
     }
     if (frame.type === "ack") onAck(frame);
-    else if (frame.type === "message" && frame.from === "server" && frame.dataType === "json") {
+    else if (frame.type === "message" && fromTheApp(frame) && frame.dataType === "json") {
       onServerData(frame.data);
     } else if (frame.type === "system" && frame.event === "connected") {
       me = { userId: frame.userId ?? null, connectionId: frame.connectionId ?? null };
@@ -500,6 +506,8 @@
   }
 
   function onOpen(gen) {
+    // Presence sent to a group reaches only members: join before the snapshot is asked for.
+    if (presenceGroup) socket.send(JSON.stringify({ type: "joinGroup", group: presenceGroup }));
     everConnected = true;
     openedAt = Date.now();
     setControls("connected");
@@ -541,7 +549,7 @@
     }
     let url;
     try {
-      ({ url } = await getJson("negotiate", {}));
+      ({ url, presenceGroup = null } = await getJson("negotiate", {}));
     } catch (error) {
       if (!current(gen) || !wanted) return;
       const refused = error instanceof HttpError && [400, 401, 403].includes(error.status);
