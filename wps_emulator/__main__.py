@@ -11,13 +11,16 @@ from aiohttp import web
 
 from .app import create_app
 from .config import ConfigError, EmulatorConfig, load_config, program_name
+from .entra import AUDIENCE as ENTRA_AUDIENCE
 from .port_owner import port_owner
+from .tls import server_context
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse settings, serve until interrupted; the connection string is printed once listening."""
     try:
         config = load_config(argv)
+        ssl_context = server_context(config)
     except ConfigError as exc:
         print(f"{program_name()}: {exc}", file=sys.stderr)
         return 2
@@ -31,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             create_app(config),
             host=config.host,
             port=config.port,
+            ssl_context=ssl_context,
             print=lambda _: announce(config),  # called once the port is bound
             access_log=None,
         )
@@ -41,8 +45,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def announce(config: EmulatorConfig) -> None:
-    """The connection string first (tools read the first line), then each hub's event handlers."""
+    """The connection string first (tools read the first line), then TLS, Entra and the event handlers."""
     print(config.connection_string, flush=True)
+    if config.tls:
+        print(f"TLS: https and wss with certificate {config.tls_certificate}", flush=True)
+    if config.entra_authority_url:
+        print(
+            f"Entra: REST calls may carry tokens of tenant {config.entra_tenant} for "
+            f"{ENTRA_AUDIENCE} (keys from {config.entra_authority_url})",
+            flush=True,
+        )
     for hub in config.hubs:
         for handler in hub.handlers:
             print(

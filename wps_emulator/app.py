@@ -9,6 +9,7 @@ from aiohttp import web
 from . import rest
 from .config import EmulatorConfig
 from .endpoint import SERVICE_KEY, client_endpoint
+from .entra import EntraVerifier
 from .hosts import HostPolicy, host_check
 from .hub import HubRegistry
 from .service import Service
@@ -56,13 +57,17 @@ def create_app(config: EmulatorConfig, registry: HubRegistry | None = None) -> w
         app.router.add_route(
             "POST", "/_emulator/hubs/{hub}/connections/{connection_id}/drop", drop_connection
         )
-    rest.setup(app, registry=registry, access_key=config.access_key, hosts=hosts)
+    authority = config.entra_authority_url
+    entra = EntraVerifier.for_tenant(config.entra_tenant, authority) if authority else None
+    rest.setup(app, registry=registry, access_key=config.access_key, hosts=hosts, entra=entra)
 
     async def shutdown(app: web.Application) -> None:
         for hub in registry:
             await hub.close(list(hub.connections.values()), "the service is shutting down")
         await service.drain()
         await upstream.close()
+        if entra is not None:
+            await entra.close()
 
     app.on_shutdown.append(shutdown)
     return app

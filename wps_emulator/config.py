@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ SYSTEM_EVENTS = ("connect", "connected", "disconnected")
 DEFAULT_UPSTREAM_TIMEOUT = 100.0
 ENV_PREFIX = "WPS_EMULATOR_"
 ANY_HUB = "*"
+PUBLIC_CLOUD_AUTHORITY = "https://login.microsoftonline.com"  # + /<tenant>: Entra's public cloud
 
 
 class ConfigError(ValueError):
@@ -80,11 +82,28 @@ class EmulatorConfig:
     test_hooks: bool = False
     log_level: str = "INFO"
     allowed_hosts: tuple[str, ...] = ()  # besides loopback names and the public endpoint's host
+    tls_certificate: str = ""  # PEM file; with tls_key, the emulator serves https and wss
+    tls_key: str = ""
+    entra_tenant: str = ""  # a tenant id: REST calls may also carry that tenant's Entra tokens
+    entra_authority: str = ""  # empty: the public cloud's, https://login.microsoftonline.com/<tenant>
+
+    @property
+    def tls(self) -> bool:
+        """True when the emulator serves TLS (https and wss)."""
+        return bool(self.tls_certificate)
 
     @property
     def endpoint(self) -> str:
         """The public endpoint, e.g. `http://localhost:8080`, without a trailing slash."""
-        return (self.public_endpoint or f"http://localhost:{self.port}").rstrip("/")
+        scheme = "https" if self.tls else "http"
+        return (self.public_endpoint or f"{scheme}://localhost:{self.port}").rstrip("/")
+
+    @property
+    def entra_authority_url(self) -> str | None:
+        """The authority whose tokens the REST API accepts (`<base>/<tenant>`); None when Entra is off."""
+        if not self.entra_tenant:
+            return None
+        return (self.entra_authority or f"{PUBLIC_CLOUD_AUTHORITY}/{self.entra_tenant}").rstrip("/")
 
     @property
     def origin(self) -> str:
@@ -194,6 +213,16 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         help="comma list of host names clients and web pages may use besides localhost, 127.0.0.1, [::1] "
         "and the public endpoint's host ('*' = any)",
     )
+    parser.add_argument("--tls-cert", help="PEM certificate (chain): serve https and wss (with --tls-key)")
+    parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    parser.add_argument(
+        "--entra-tenant",
+        help="tenant id whose Microsoft Entra tokens the REST API accepts besides the access key's",
+    )
+    parser.add_argument(
+        "--entra-authority",
+        help=f"that tenant's authority URL (default {PUBLIC_CLOUD_AUTHORITY}/<tenant>)",
+    )
     parser.add_argument("--log-level", help="DEBUG, INFO (default), WARNING")
     return parser
 
@@ -211,6 +240,10 @@ _FILE_KEYS = (
     "enableTestHooks",
     "logLevel",
     "allowedHosts",
+    "tlsCert",
+    "tlsKey",
+    "entraTenant",
+    "entraAuthority",
 )
 
 
@@ -272,6 +305,8 @@ def load_config(
     args = build_parser(prog).parse_args(argv)
     sources = _read_sources(args, os.environ if environ is None else environ)
     port = sources.find("port", DEFAULT_PORT)
+    certificate, key = _tls_files(sources.find("tls-cert", ""), sources.find("tls-key", ""))
+    tenant, authority = _entra(sources.find("entra-tenant", ""), sources.find("entra-authority", ""))
     config = EmulatorConfig(
         host=str(sources.find("host", "127.0.0.1").value),
         port=_port_number(port),
@@ -283,6 +318,10 @@ def load_config(
         test_hooks=_switch(sources.find("enable-test-hooks", False)),
         log_level=str(sources.find("log-level", "INFO").value).upper(),
         allowed_hosts=_host_names(sources.find("allowed-hosts", ())),
+        tls_certificate=certificate,
+        tls_key=key,
+        entra_tenant=tenant,
+        entra_authority=authority,
     )
     validate(config)
     return config
@@ -353,6 +392,58 @@ def _host_names(found: _Found) -> tuple[str, ...]:
     return names
 
 
+def _tls_files(certificate: _Found, key: _Found) -> tuple[str, str]:
+    """The certificate and key files, which go together; each must be a file that exists."""
+    if bool(certificate.value) != bool(key.value):
+        given, missing = (certificate, "--tls-key") if certificate.value else (key, "--tls-cert")
+        raise ConfigError(
+            f"{given.where} needs {missing} too: give the certificate and its private key (PEM files) "
+            "to serve https and wss, or neither to serve http and ws"
+        )
+    for found in (certificate, key):
+        if found.value and not Path(str(found.value)).is_file():
+            raise ConfigError(f"{found.where}: {found.value!r} is not a file; give the path of a PEM file")
+    return str(certificate.value), str(key.value)
+
+
+def _entra(tenant: _Found, authority: _Found) -> tuple[str, str]:
+    """The Entra tenant id (a GUID) and its authority URL (https, or http on this machine)."""
+    if authority.value and not tenant.value:
+        raise ConfigError(
+            f"{authority.where} needs --entra-tenant (WPS_EMULATOR_ENTRA_TENANT) too: the tenant whose "
+            "tokens the REST API accepts"
+        )
+    if not tenant.value:
+        return "", ""
+    text = str(tenant.value).strip()
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        raise ConfigError(
+            f"{tenant.where}: {text!r} is not a tenant id; give the GUID that "
+            "`az account show --query tenantId -o tsv` prints"
+        ) from None
+    return text.lower(), _authority(authority)
+
+
+def _authority(found: _Found) -> str:
+    url = str(found.value).strip().rstrip("/")
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    try:
+        host = parts.hostname
+    except ValueError:
+        host = None
+    local_http = parts.scheme == "http" and host is not None and is_loopback(host)
+    if (parts.scheme != "https" and not local_http) or not host or parts.path in ("", "/") or parts.query:
+        raise ConfigError(
+            f"{found.where}: {url!r} is not a tenant's authority URL; give one such as "
+            f"{PUBLIC_CLOUD_AUTHORITY}/<tenant id> (https, or http on this machine)"
+        )
+    return url
+
+
 def _switch(found: _Found) -> bool:
     value = found.value
     if isinstance(value, bool):
@@ -413,6 +504,11 @@ def validate(config: EmulatorConfig) -> None:
     if endpoint.scheme not in ("http", "https") or not endpoint.netloc:
         raise ConfigError(
             f"public endpoint {config.endpoint!r} must be an http(s) URL such as http://localhost:8080"
+        )
+    if config.tls and endpoint.scheme != "https":
+        raise ConfigError(
+            f"public endpoint {config.endpoint!r} must be https:// when the emulator serves TLS "
+            "(--tls-cert): clients reach it with https and wss"
         )
     for hub in config.hubs:
         _validate_hub(hub)
@@ -489,6 +585,7 @@ __all__ = [
     "ANY_HUB",
     "DEFAULT_ACCESS_KEY",
     "DEFAULT_PORT",
+    "PUBLIC_CLOUD_AUTHORITY",
     "ConfigError",
     "EmulatorConfig",
     "EventHandler",

@@ -2,7 +2,8 @@
 
 `setup(app, registry=..., access_key=...)` registers every operation under `/api/hubs/{hub}/...`.
 Each call is authenticated (bearer JWT, HS256 keyed by the access-key string, `aud` = the request URL
-with the query ignored, `exp` checked), validated (api-version, hub and group names, query values,
+with the query ignored, `exp` checked; or, when a tenant is configured, an RS256 Entra token checked
+by `entra.py`), validated (api-version, hub and group names, query values,
 bodies) and logged on one line. Client mistakes get a 4xx with a JSON body
 `{"code", "message", "target"}` that says what was wrong; success codes are exactly the ones the SDK
 accepts (202 sends, 200 adds/grants/token/list, 204 removes/closes, 200/404 for HEAD checks).
@@ -26,6 +27,7 @@ import jwt
 from aiohttp import web
 
 from . import jsontext, names
+from .entra import EntraVerifier, KeysUnavailable, is_entra_token
 from .hosts import HostPolicy
 from .hub import Connection, Hub, HubRegistry, Permission
 from .messages import SUPPORTED_CONTENT_TYPES, ServerMessage, data_type_of
@@ -35,6 +37,7 @@ from .tokens import Origin, TokenError, verify_rest_token
 log = logging.getLogger(__name__)
 # What an operation did, for its log line; each request runs in its own task, hence its own context.
 _detail: ContextVar[str | None] = ContextVar("wps_emulator_rest_detail", default=None)
+_caller: ContextVar[str | None] = ContextVar("wps_emulator_rest_caller", default=None)  # Entra callers
 
 LATEST_API_VERSION = "2024-12-01"
 MAX_PAGE_SIZE = 200
@@ -71,27 +74,52 @@ def _bad_request(message: str, target: str | None = None) -> RestError:
 Operation = Callable[[web.Request, Hub], Awaitable[web.StreamResponse]]
 
 
-def setup(app: web.Application, *, registry: HubRegistry, access_key: str, hosts: HostPolicy) -> None:
+def setup(
+    app: web.Application,
+    *,
+    registry: HubRegistry,
+    access_key: str,
+    hosts: HostPolicy,
+    entra: EntraVerifier | None = None,
+) -> None:
     """Register every REST operation on `app`, sharing hub state with the WebSocket side.
 
-    `hosts` says which endpoints bearer tokens may name (the public endpoint and its local forms).
+    `hosts` says which endpoints bearer tokens may name (the public endpoint and its local forms);
+    `entra`, when given, also lets in that tenant's Entra tokens.
     """
-    RestApi(registry, access_key, hosts).register(app)
+    RestApi(registry, access_key, hosts, entra).register(app)
 
 
 # --- authentication --------------------------------------------------------------------------
 
+_ENTRA_OFF = (
+    "this is an Entra token (RS256), and this emulator accepts only tokens signed with its access key; "
+    "start it with --entra-tenant <tenant id> (WPS_EMULATOR_ENTRA_TENANT) to accept that tenant's tokens"
+)
 
-def authenticate(request: web.Request, access_key: str, origins: Collection[Origin]) -> None:
-    """Check the bearer JWT of a REST call; raises a 401 `RestError` saying what is wrong."""
+
+async def authenticate(
+    request: web.Request, access_key: str, origins: Collection[Origin], entra: EntraVerifier | None = None
+) -> str | None:
+    """Check the bearer JWT of a REST call: who called (an Entra caller's description; None for the key).
+
+    Raises a 401 `RestError` saying what is wrong, or a 503 when the Entra keys cannot be fetched.
+    """
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise RestError(401, "Unauthorized", "missing 'Authorization: Bearer <token>' header")
     try:
-        verify_rest_token(token, access_key, request.raw_path, origins)
+        if not is_entra_token(token):
+            verify_rest_token(token, access_key, request.raw_path, origins)
+            return None
+        if entra is None:
+            raise TokenError(_ENTRA_OFF)
+        return (await entra.verify(token)).describe()
     except TokenError as error:
         raise RestError(error.status, "Unauthorized", str(error)) from None
+    except KeysUnavailable as error:
+        raise RestError(503, "ServiceUnavailable", f"cannot check the Entra token: {error}") from None
 
 
 # --- request parsing -------------------------------------------------------------------------
@@ -223,12 +251,15 @@ class PagePosition:
 
 
 class RestApi:
-    """The REST operations over one `HubRegistry`, authenticated with one access key."""
+    """The REST operations over one `HubRegistry`, authenticated with one access key (and Entra tokens)."""
 
-    def __init__(self, registry: HubRegistry, access_key: str, hosts: HostPolicy) -> None:
+    def __init__(
+        self, registry: HubRegistry, access_key: str, hosts: HostPolicy, entra: EntraVerifier | None = None
+    ) -> None:
         self.registry = registry
         self.access_key = access_key
         self.token_origins = hosts.token_origins()
+        self.entra = entra
 
     def register(self, app: web.Application) -> None:
         hub = "/api/hubs/{hub}"
@@ -275,33 +306,36 @@ class RestApi:
         async def endpoint(request: web.Request) -> web.StreamResponse:
             started = time.perf_counter()
             _detail.set(None)
-            try:
-                authenticate(request, self.access_key, self.token_origins)
-                check_api_version(request)
-                name = request.match_info["hub"]
-                check_hub_name(name)
-                response = await operation(request, self.registry.hub(name))
-            except RestError as error:
-                response = error.response()
-                _detail.set(error.message)
-            except Exception:
-                log.exception("REST %s %s failed", request.method, request.path)
-                response = RestError(
-                    500, "InternalServerError", "the emulator failed; see its log"
-                ).response()
+            _caller.set(None)
+            response = await self._respond(request, operation)
             elapsed = (time.perf_counter() - started) * 1000
-            detail = _detail.get()
+            detail, caller = _detail.get(), _caller.get()
             log.info(
-                "REST %s %s -> %d%s (%.1f ms)",
+                "REST %s %s -> %d%s (%.1f ms)%s",
                 request.method,
                 request.path,
                 response.status,
                 f" {detail}" if detail else "",
                 elapsed,
+                f" by {caller}" if caller else "",
             )
             return response
 
         return endpoint
+
+    async def _respond(self, request: web.Request, operation: Operation) -> web.StreamResponse:
+        try:
+            _caller.set(await authenticate(request, self.access_key, self.token_origins, self.entra))
+            check_api_version(request)
+            name = request.match_info["hub"]
+            check_hub_name(name)
+            return await operation(request, self.registry.hub(name))
+        except RestError as error:
+            _detail.set(error.message)
+            return error.response()
+        except Exception:
+            log.exception("REST %s %s failed", request.method, request.path)
+            return RestError(500, "InternalServerError", "the emulator failed; see its log").response()
 
     async def _unknown_operation(self, request: web.Request) -> web.StreamResponse:
         message = f"no REST operation {request.method} {request.path} in this emulator"

@@ -12,7 +12,9 @@ import contextlib
 import hashlib
 import hmac
 import json
+import queue
 import re
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,11 +25,15 @@ from typing import Any
 import aiohttp
 import jwt
 from aiohttp import web
+from azure.messaging.webpubsubclient import WebPubSubClient, WebPubSubClientCredential
+from azure.messaging.webpubsubclient.models import CallbackType
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
 
 from devhost.processes import ManagedProcess, free_port, python_module_argv
 from tests.constants import ACCESS_KEY, web_pubsub_connection_string
+from tests.keyless.tls import TlsFiles
 
+WAIT = 10.0  # seconds a client may take to see an effect; a deadline, not a measurement
 _CE_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 SYSTEM_EVENTS = {"connect", "connected", "disconnected"}
 
@@ -357,6 +363,96 @@ def start_emulator(log_dir: Path, *hub_args: str, name: str = "emulator") -> Ite
     finally:
         process.stop()
         upstream.stop()
+
+
+@dataclass
+class TlsEmulator:
+    """A running `python -m wps_emulator` that serves https and wss with a test certificate."""
+
+    port: int
+    process: ManagedProcess
+    tls: TlsFiles
+
+    @property
+    def endpoint(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def connection_string(self) -> str:
+        return web_pubsub_connection_string(self.endpoint)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts the test certificate's authority (and nothing else)."""
+        return ssl.create_default_context(cafile=str(self.tls.ca_certificate))
+
+    def log_size(self) -> int:
+        """Where the log ends now: `log(since=...)` shows only what comes after."""
+        return len(self.log())
+
+    def log(self, since: int = 0) -> str:
+        return self.process.log_path.read_text(errors="replace")[since:]
+
+
+@contextlib.contextmanager
+def tls_emulator(log_dir: Path, tls: TlsFiles, *args: str, name: str) -> Iterator[TlsEmulator]:
+    """Start the emulator on a free port with TLS (public endpoint https://127.0.0.1:<port>) and `args`."""
+    port = free_port()
+    process = ManagedProcess(
+        name,
+        python_module_argv(
+            "wps_emulator",
+            "--port", str(port),
+            "--public-endpoint", f"https://127.0.0.1:{port}",
+            "--tls-cert", str(tls.server_certificate),
+            "--tls-key", str(tls.server_key),
+            *args,
+        ),
+        log_dir / f"{name}.log",
+    )  # fmt: skip
+    process.start()
+    try:
+        process.wait_for_port(port, timeout=30)
+        yield TlsEmulator(port, process, tls)
+    finally:
+        process.stop()
+
+
+@dataclass
+class LiveClient:
+    client: WebPubSubClient
+    connection_id: str
+    inbox: queue.Queue[tuple[str, Any]]
+    disconnects: queue.Queue[str | None]
+
+    def next_message(self) -> tuple[str, Any]:
+        return self.inbox.get(timeout=WAIT)
+
+
+@contextlib.contextmanager
+def live_client(url: Callable[[], str], **options: Any) -> Iterator[LiveClient]:
+    """Microsoft's Python client (`azure-messaging-webpubsubclient`, sync) connected to the emulator,
+    recording messages and disconnects.
+
+    Server messages arrive in the inbox as (data type, data), group messages as ("group:data type", data).
+    Over wss it trusts what `WEBSOCKET_CLIENT_CA_BUNDLE` names (websocket-client reads it per connection).
+    """
+    inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+    disconnects: queue.Queue[str | None] = queue.Queue()
+    connected: queue.Queue[str] = queue.Queue()
+    # open() waits on a condition that on_open may have notified already (a lost wakeup in
+    # azure-messaging-webpubsubclient 1.1.0): it then sleeps the whole start_timeout before seeing it
+    # is connected. A short start_timeout bounds that stall; a real failure still raises.
+    options.setdefault("start_timeout", 5.0)
+    client = WebPubSubClient(credential=WebPubSubClientCredential(url), **options)
+    client.subscribe(CallbackType.CONNECTED, lambda e: connected.put(e.connection_id))
+    client.subscribe(CallbackType.SERVER_MESSAGE, lambda e: inbox.put((str(e.data_type), e.data)))
+    client.subscribe(CallbackType.GROUP_MESSAGE, lambda e: inbox.put((f"{e.group}:{e.data_type}", e.data)))
+    client.subscribe(CallbackType.DISCONNECTED, lambda e: disconnects.put(e.message))
+    client.open()
+    try:
+        yield LiveClient(client, connected.get(timeout=WAIT), inbox, disconnects)
+    finally:
+        client.close()
 
 
 JSON = "json.webpubsub.azure.v1"

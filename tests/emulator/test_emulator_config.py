@@ -8,8 +8,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from tests.constants import ACCESS_KEY, web_pubsub_connection_string
+from tests.keyless.tls import TlsFiles, make_tls_files
 from wps_emulator.config import ConfigError, EventHandler, HubSettings, load_config
 
 OTHER_KEY = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH"
@@ -228,3 +230,119 @@ def test_without_a_public_endpoint_the_connection_string_names_the_port() -> Non
 def test_help_names_the_command_that_was_run(argv: list[str], usage: str) -> None:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True)
     assert done.stdout.startswith(usage)
+
+
+# --- TLS and Entra tokens -------------------------------------------------------------------------------
+
+TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return make_tls_files(tmp_path_factory.mktemp("config-tls"))
+
+
+def tls_flags(tls: TlsFiles) -> list[str]:
+    return ["--tls-cert", str(tls.server_certificate), "--tls-key", str(tls.server_key)]
+
+
+def test_tls_and_entra_are_off_by_default() -> None:
+    config = load_config([], environ={})
+    assert (config.tls, config.entra_authority_url) == (False, None)
+
+
+def test_with_tls_the_connection_string_names_an_https_endpoint(tls: TlsFiles) -> None:
+    config = load_config(["--port", "8443", *tls_flags(tls)], environ={})
+    assert config.connection_string == web_pubsub_connection_string("https://localhost:8443")
+
+
+def test_tls_files_may_come_from_the_environment_or_the_json_file(tls: TlsFiles, tmp_path: Path) -> None:
+    file = tmp_path / "emulator.json"
+    file.write_text(json.dumps({"tlsKey": str(tls.server_key)}))
+    environ = {"WPS_EMULATOR_TLS_CERT": str(tls.server_certificate)}
+    config = load_config(["--config", str(file)], environ=environ)
+    assert (config.tls_certificate, config.tls_key) == (str(tls.server_certificate), str(tls.server_key))
+
+
+def test_a_tls_certificate_without_its_key_is_refused_naming_what_is_missing(tls: TlsFiles) -> None:
+    with pytest.raises(ConfigError, match="--tls-cert needs --tls-key too"):
+        load_config(["--tls-cert", str(tls.server_certificate)], environ={})
+
+
+def test_a_tls_file_that_does_not_exist_is_refused_naming_the_setting(tls: TlsFiles, tmp_path: Path) -> None:
+    environ = {"WPS_EMULATOR_TLS_KEY": str(tmp_path / "missing.pem")}
+    with pytest.raises(ConfigError, match=r"WPS_EMULATOR_TLS_KEY: .* is not a file"):
+        load_config(["--tls-cert", str(tls.server_certificate)], environ=environ)
+
+
+def test_an_http_public_endpoint_is_refused_when_serving_tls(tls: TlsFiles) -> None:
+    with pytest.raises(ConfigError, match="must be https:// when the emulator serves TLS"):
+        load_config(["--public-endpoint", "http://localhost:8080", *tls_flags(tls)], environ={})
+
+
+def run_emulator_until_it_stops(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wps_emulator", "--port", "1", *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_a_certificate_that_is_not_pem_stops_the_emulator_saying_why(tls: TlsFiles, tmp_path: Path) -> None:
+    garbage = tmp_path / "not-a-certificate.pem"
+    garbage.write_text("not a certificate\n")
+    done = run_emulator_until_it_stops("--tls-cert", str(garbage), "--tls-key", str(tls.server_key))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "cannot serve TLS with certificate" in done.stderr
+    assert "give a PEM certificate and the PEM private key that belongs to it" in done.stderr
+
+
+def test_a_key_with_a_passphrase_stops_the_emulator_instead_of_asking_for_it(
+    tls: TlsFiles, tmp_path: Path
+) -> None:
+    key = serialization.load_pem_private_key(tls.server_key.read_bytes(), password=None)
+    encrypted = tmp_path / "encrypted-key.pem"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"a passphrase"),
+        )
+    )
+    done = run_emulator_until_it_stops("--tls-cert", str(tls.server_certificate), "--tls-key", str(encrypted))
+    assert done.returncode == 2
+    assert "the private key has a passphrase" in done.stderr
+
+
+def test_an_entra_tenant_alone_accepts_the_public_clouds_tokens() -> None:
+    config = load_config(["--entra-tenant", TENANT.upper()], environ={})
+    assert config.entra_authority_url == f"https://login.microsoftonline.com/{TENANT}"
+
+
+def test_entra_settings_may_come_from_the_environment_or_the_json_file(tmp_path: Path) -> None:
+    file = tmp_path / "emulator.json"
+    file.write_text(json.dumps({"entraAuthority": f"http://127.0.0.1:9999/{TENANT}/"}))
+    config = load_config(["--config", str(file)], environ={"WPS_EMULATOR_ENTRA_TENANT": TENANT})
+    assert (config.entra_tenant, config.entra_authority_url) == (TENANT, f"http://127.0.0.1:9999/{TENANT}")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--entra-authority", f"https://login.microsoftonline.us/{TENANT}"], "--entra-authority needs"),
+        (["--entra-tenant", "contoso.onmicrosoft.com"], "is not a tenant id; give the GUID"),
+        (
+            ["--entra-tenant", TENANT, "--entra-authority", f"http://login.example.com/{TENANT}"],
+            "on this machine",
+        ),
+        (
+            ["--entra-tenant", TENANT, "--entra-authority", "https://login.microsoftonline.us"],
+            "authority URL",
+        ),
+    ],
+)
+def test_invalid_entra_settings_are_refused_with_a_clear_message(argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(argv, environ={})

@@ -30,6 +30,7 @@ from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient as AioWe
 
 from devhost.processes import free_port
 from tests.constants import ACCESS_KEY, web_pubsub_connection_string
+from tests.keyless.local_issuer import SigningKey
 from wps_emulator import rest
 from wps_emulator.hosts import HostPolicy
 from wps_emulator.hub import Connection, HubRegistry
@@ -795,6 +796,17 @@ def test_audience_is_accepted_url_decoded(server, hub) -> None:
     path = f"/api/hubs/{hub}/groups/room%201%2F%C3%A4/:send"
     reply = call(server, "POST", path, b"{}", content_type="application/json", token=token)
     assert reply.status == 202
+
+
+def test_an_entra_token_without_a_configured_tenant_is_a_401_saying_how_to_accept_it(server, hub) -> None:
+    key = SigningKey.generate()
+    claims = {"aud": "https://webpubsub.azure.com", "exp": int(time.time()) + 60}
+    token = jwt.encode(claims, key.private_key, algorithm="RS256", headers={"kid": key.kid})
+    reply = call(
+        server, "POST", f"/api/hubs/{hub}/:send", b"{}", content_type="application/json", token=token
+    )
+    assert reply.status == 401
+    assert "start it with --entra-tenant <tenant id>" in reply.json()["message"]
 
 
 def test_token_without_exp_is_a_401(server, hub) -> None:

@@ -6,11 +6,9 @@ JSON protocol, the SDK default) is the connected client that must see the effect
 
 from __future__ import annotations
 
-import queue
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,14 +16,11 @@ from typing import Any
 import jwt
 import pytest
 from azure.core.credentials import AccessToken
-from azure.messaging.webpubsubclient import WebPubSubClient, WebPubSubClientCredential
-from azure.messaging.webpubsubclient.models import CallbackType
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
 
 from devhost.processes import ManagedProcess, free_port
 from tests.constants import ACCESS_KEY, HUB, web_pubsub_connection_string
-
-WAIT = 10.0  # seconds a client may take to see an effect; a deadline, not a measurement
+from tests.emulator.emulator_harness import WAIT, live_client
 
 
 @dataclass(frozen=True)
@@ -65,42 +60,6 @@ def service(emulator: Emulator) -> Iterator[WebPubSubServiceClient]:
         emulator.connection_string, hub=HUB, retry_total=0
     ) as sdk:
         yield sdk
-
-
-@dataclass
-class LiveClient:
-    client: WebPubSubClient
-    connection_id: str
-    inbox: queue.Queue[tuple[str, Any]]
-    disconnects: queue.Queue[str | None]
-
-    def next_message(self) -> tuple[str, Any]:
-        return self.inbox.get(timeout=WAIT)
-
-
-@contextmanager
-def live_client(url: Callable[[], str], **options: Any) -> Iterator[LiveClient]:
-    """A real Web PubSub client connected to the emulator, recording messages and disconnects.
-
-    Server messages arrive in the inbox as (data type, data), group messages as ("group:data type", data).
-    """
-    inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
-    disconnects: queue.Queue[str | None] = queue.Queue()
-    connected: queue.Queue[str] = queue.Queue()
-    # open() waits on a condition that on_open may have notified already (a lost wakeup in
-    # azure-messaging-webpubsubclient 1.1.0): it then sleeps the whole start_timeout before seeing it
-    # is connected. A short start_timeout bounds that stall; a real failure still raises.
-    options.setdefault("start_timeout", 5.0)
-    client = WebPubSubClient(credential=WebPubSubClientCredential(url), **options)
-    client.subscribe(CallbackType.CONNECTED, lambda e: connected.put(e.connection_id))
-    client.subscribe(CallbackType.SERVER_MESSAGE, lambda e: inbox.put((str(e.data_type), e.data)))
-    client.subscribe(CallbackType.GROUP_MESSAGE, lambda e: inbox.put((f"{e.group}:{e.data_type}", e.data)))
-    client.subscribe(CallbackType.DISCONNECTED, lambda e: disconnects.put(e.message))
-    client.open()
-    try:
-        yield LiveClient(client, connected.get(timeout=WAIT), inbox, disconnects)
-    finally:
-        client.close()
 
 
 def token_url(service: WebPubSubServiceClient, **claims: Any) -> Callable[[], str]:

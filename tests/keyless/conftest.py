@@ -1,5 +1,6 @@
 """Keyless parts, real where they run here: a local Entra-shaped token issuer, Azurite over TLS with OAuth,
-and a fake REST API that accepts only Entra bearer tokens; the app configured to reach them by identity."""
+and the Web PubSub emulator over TLS accepting that issuer's tokens; the app configured to reach them by
+identity, with the test credential `LocalIssuerCredential` in place of its managed identity."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import azure.functions as func
 import pytest
 
 from devhost.processes import ManagedProcess, azurite_argv, free_port
+from tests.emulator.emulator_harness import TlsEmulator, tls_emulator
 from tests.events.vectors import ORIGIN, EventVector
-from tests.keyless.fake_rest import FakeEntraRestApi
 from tests.keyless.local_issuer import (
     SERVICE_OBJECT_ID,
     TENANT_ID,
@@ -106,18 +107,18 @@ def azurite_tls(tls_files: TlsFiles, session_logs: Path) -> Iterator[TlsAzurite]
 
 
 @pytest.fixture(scope="session")
-def fake_rest_server(local_issuer_server: LocalIssuer, tls_files: TlsFiles) -> Iterator[FakeEntraRestApi]:
-    api = FakeEntraRestApi(local_issuer_server, tls_files).start()
-    try:
-        yield api
-    finally:
-        api.stop()
-
-
-@pytest.fixture
-def fake_rest(fake_rest_server: FakeEntraRestApi) -> FakeEntraRestApi:
-    fake_rest_server.clear()
-    return fake_rest_server
+def keyless_emulator(
+    local_issuer_server: LocalIssuer, tls_files: TlsFiles, session_logs: Path
+) -> Iterator[TlsEmulator]:
+    """The Web PubSub emulator as the service of a keyless app: https and wss, the local issuer's tenant."""
+    tenant = [
+        "--entra-tenant",
+        local_issuer_server.tenant_id,
+        "--entra-authority",
+        local_issuer_server.authority,
+    ]
+    with tls_emulator(session_logs, tls_files, *tenant, name="wps-emulator-keyless") as emulator:
+        yield emulator
 
 
 @dataclass
@@ -125,8 +126,13 @@ class KeylessApp:
     """The app configured keyless, and the parts it talks to."""
 
     issuer: LocalIssuer
-    rest: FakeEntraRestApi
+    emulator: TlsEmulator
     credential: LocalIssuerCredential
+    log_start: int  # where the emulator's log stood when the test began
+
+    def rest_log(self) -> list[str]:
+        """The emulator's REST log lines since the test began (each is written before its answer)."""
+        return [line for line in self.emulator.log(since=self.log_start).splitlines() if " REST " in line]
 
     def signed_in(self, vector: EventVector, **token_claims: object) -> EventVector:
         """The event as the service sends it with managed-identity auth: a bearer token, no signature."""
@@ -157,10 +163,10 @@ class KeylessApp:
         return (await get_services()).settings
 
 
-def keyless_environment(issuer: LocalIssuer, rest: FakeEntraRestApi, azurite: TlsAzurite) -> dict[str, str]:
+def keyless_environment(issuer: LocalIssuer, emulator: TlsEmulator, azurite: TlsAzurite) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:12]
     return {
-        "WebPubSubEndpoint": rest.endpoint,
+        "WebPubSubEndpoint": emulator.endpoint,
         "WebPubSubHub": "chat",
         # The vectors in tests/events come from the Azure service host used in the protocol reference.
         "WebPubSubAllowedOrigins": ORIGIN,
@@ -180,7 +186,7 @@ def keyless_environment(issuer: LocalIssuer, rest: FakeEntraRestApi, azurite: Tl
 @pytest.fixture
 async def keyless_app(
     issuer: LocalIssuer,
-    fake_rest: FakeEntraRestApi,
+    keyless_emulator: TlsEmulator,
     azurite_tls: TlsAzurite,
     tls_files: TlsFiles,
     monkeypatch: pytest.MonkeyPatch,
@@ -188,15 +194,17 @@ async def keyless_app(
     """The app with WebPubSubEndpoint, AzureWebJobsStorage__tableServiceUri and Entra upstream auth.
 
     Its identity is `LocalIssuerCredential` (in place of the managed identity), trusted by Azurite and the
-    fake REST API; its clients trust the session's certificate authority.
+    emulator; its clients trust the session's certificate authority.
     """
     for name in KEYED_SETTINGS:
         monkeypatch.delenv(name, raising=False)
-    for name, value in keyless_environment(issuer, fake_rest, azurite_tls).items():
+    for name, value in keyless_environment(issuer, keyless_emulator, azurite_tls).items():
         monkeypatch.setenv(name, value)
+    # Microsoft's Python client (websocket-client underneath) trusts the session's authority over wss.
+    monkeypatch.setenv("WEBSOCKET_CLIENT_CA_BUNDLE", str(tls_files.ca_certificate))
     credential = LocalIssuerCredential(issuer)
     identity = Identity(credential, connection_verify=str(tls_files.ca_certificate))
     monkeypatch.setattr(credentials, "identities_for", lambda settings: Identities(identity, identity))
     await reset_services()
-    yield KeylessApp(issuer, fake_rest, credential)
+    yield KeylessApp(issuer, keyless_emulator, credential, keyless_emulator.log_size())
     await reset_services()

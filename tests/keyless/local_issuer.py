@@ -55,7 +55,8 @@ class LocalIssuer:
     def __init__(self, tenant_id: str = TENANT_ID) -> None:
         self.tenant_id = tenant_id
         self.port = free_port()
-        self.key = SigningKey.generate()
+        self.first_key = SigningKey.generate()  # the key reset() goes back to
+        self.key = self.first_key
         self.published: list[SigningKey] = [self.key]  # what the JWKS lists
         self.requests: Counter[str] = Counter()  # path -> times asked
         self.fail_with: int | None = None  # fault injection: answer every request with this status
@@ -89,9 +90,13 @@ class LocalIssuer:
         self._server.server_close()
 
     def reset(self) -> None:
-        """Back to one published key that signs, no faults, no requests counted."""
+        """Back to the first key, alone published and signing; no faults, no requests counted.
+
+        Always the same key, as a tenant keeps its keys for weeks: a server that keeps the keys it fetched
+        (the emulator) goes on accepting tokens from test to test.
+        """
         with self._lock:
-            self.key = SigningKey.generate()
+            self.key = self.first_key
             self.published = [self.key]
             self.requests.clear()
             self.fail_with = None

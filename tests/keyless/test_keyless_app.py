@@ -1,7 +1,8 @@
 """The app without a key anywhere: Entra tokens on the webhook, Table storage and the REST API by identity.
 
-Real parts: Azurite over TLS with OAuth, the local token issuer, and a REST API over TLS that accepts only
-the local issuer's bearer tokens. The app's identity is the test credential `LocalIssuerCredential`.
+Real parts: Azurite over TLS with OAuth, the local token issuer, and the Web PubSub emulator over TLS
+accepting only that issuer's Entra tokens from the app (`--entra-tenant`), with Microsoft's Python client
+connected to it over wss. The app's identity is the test credential `LocalIssuerCredential`.
 """
 
 from __future__ import annotations
@@ -10,16 +11,22 @@ import json
 import uuid
 from typing import Any
 
+import jwt
 import pytest
 from azure.data.tables.aio import TableClient
 
+from tests.constants import ACCESS_KEY
+from tests.emulator.emulator_harness import live_client
 from tests.events.vectors import load
 from tests.keyless.conftest import KeylessApp, TlsAzurite
-from tests.keyless.fake_rest import WEB_PUBSUB_AUDIENCE
 from tests.keyless.local_issuer import APP_OBJECT_ID, LocalIssuerCredential
 from tests.keyless.tls import TlsFiles
 from wps_upstream import entra_tokens
 from wps_upstream.services import get_services, reset_services
+
+BY_THE_APP = (
+    f"by Entra object id {APP_OBJECT_ID}"  # how the emulator logs a REST call the app's identity made
+)
 
 
 def connection() -> str:
@@ -28,6 +35,12 @@ def connection() -> str:
 
 def body_json(response: Any) -> dict[str, Any]:
     return dict(json.loads(response.get_body()))
+
+
+async def negotiated_url(app: KeylessApp, user_id: str) -> str:
+    response = await app.negotiate(user_id)
+    assert response.status_code == 200, response.get_body()
+    return str(body_json(response)["url"])
 
 
 async def stored_rows(
@@ -39,21 +52,31 @@ async def stored_rows(
         return [row async for row in client.list_entities()]
 
 
-async def test_a_message_with_the_services_token_is_stored_and_broadcast_by_identity(
+async def test_a_client_connected_over_wss_with_the_negotiated_url_receives_the_stored_message(
     keyless_app: KeylessApp, azurite_tls: TlsAzurite, tls_files: TlsFiles
 ) -> None:
-    conn = connection()
-    response = await keyless_app.event(keyless_app.signed_in(load("message-text").for_connection(conn)))
-    assert response.status_code == 200, response.get_body()
-    stored_id = body_json(response)["id"]
-
+    url = await negotiated_url(keyless_app, "ann")
+    with live_client(lambda: url) as ann:
+        response = await keyless_app.event(
+            keyless_app.signed_in(load("message-text").for_connection(connection()))
+        )
+        assert response.status_code == 200, response.get_body()
+        stored_id = body_json(response)["id"]
+        data_type, broadcast = ann.next_message()
+    assert (data_type, broadcast["type"], broadcast["id"]) == ("json", "message", stored_id)
     settings = await keyless_app.settings()
     assert await stored_rows(azurite_tls, tls_files, settings.messages_table, keyless_app.credential)
     assert [message["id"] for message in await keyless_app.history()] == [stored_id]
-    [send] = keyless_app.rest.sends()
-    assert send.json()["id"] == stored_id
-    assert (send.claims["aud"], send.claims["oid"]) == (WEB_PUBSUB_AUDIENCE, APP_OBJECT_ID)
-    assert keyless_app.rest.refused == []
+
+
+async def test_the_broadcast_is_made_with_the_apps_identity(keyless_app: KeylessApp) -> None:
+    response = await keyless_app.event(
+        keyless_app.signed_in(load("message-text").for_connection(connection()))
+    )
+    assert response.status_code == 200, response.get_body()
+    [send] = keyless_app.rest_log()
+    assert "REST POST /api/hubs/chat/:send -> 202 json" in send
+    assert BY_THE_APP in send
 
 
 async def test_the_app_asks_for_storage_and_web_pubsub_tokens_only(keyless_app: KeylessApp) -> None:
@@ -67,33 +90,37 @@ async def test_the_app_asks_for_storage_and_web_pubsub_tokens_only(keyless_app: 
 
 async def test_a_new_user_sequence_runs_with_tokens_only(keyless_app: KeylessApp) -> None:
     conn = connection()
-    for name in ("connect", "connected", "message-text", "disconnected"):
-        response = await keyless_app.event(keyless_app.signed_in(load(name).for_connection(conn)))
-        assert response.status_code == 200, (name, response.get_body())
+    url = await negotiated_url(keyless_app, "watcher")
+    with live_client(lambda: url) as watcher:
+        for name in ("connect", "connected", "message-text", "disconnected"):
+            response = await keyless_app.event(keyless_app.signed_in(load(name).for_connection(conn)))
+            assert response.status_code == 200, (name, response.get_body())
+        received = [watcher.next_message()[1] for _ in range(3)]
     services = await get_services()
     assert await services.presence.online(hub="chat") == []
-    kinds = [(call.json()["type"], call.json().get("event")) for call in keyless_app.rest.sends()]
+    kinds = [(message["type"], message.get("event")) for message in received]
     assert kinds == [("presence", "connected"), ("message", None), ("presence", "disconnected")]
 
 
 async def test_negotiate_gets_the_client_token_from_the_service_with_the_apps_identity(
     keyless_app: KeylessApp,
 ) -> None:
-    response = await keyless_app.negotiate("ann")
-    assert response.status_code == 200, response.get_body()
-    body = body_json(response)
-    assert body["url"].startswith(f"{keyless_app.rest.endpoint.replace('https', 'wss')}/client/hubs/chat")
-    [call] = keyless_app.rest.calls
-    assert call.path == "/api/hubs/chat/:generateToken"
-    assert call.query["userId"] == ["ann"]
-    assert call.claims["oid"] == APP_OBJECT_ID
+    url = await negotiated_url(keyless_app, "ann")
+    endpoint = keyless_app.emulator.endpoint
+    assert url.startswith(f"{endpoint.replace('https', 'wss')}/client/hubs/chat?access_token=")
+    [generate] = keyless_app.rest_log()
+    assert "REST POST /api/hubs/chat/:generateToken -> 200 token for user 'ann'" in generate
+    assert BY_THE_APP in generate
+    token = url.partition("access_token=")[2].partition("&")[0]
+    claims = jwt.decode(token, ACCESS_KEY, algorithms=["HS256"], audience=f"{endpoint}/client/hubs/chat")
+    assert claims["sub"] == "ann"
 
 
 async def test_an_event_without_a_token_is_refused_although_it_is_signed(keyless_app: KeylessApp) -> None:
     response = await keyless_app.event(load("message-text").for_connection(connection()))
     assert response.status_code == 401
     assert b"Authorization header is missing" in response.get_body()
-    assert keyless_app.rest.calls == []
+    assert keyless_app.rest_log() == []
 
 
 async def test_an_event_from_an_identity_that_is_not_allowed_is_refused(keyless_app: KeylessApp) -> None:
