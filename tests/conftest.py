@@ -16,6 +16,8 @@ from devhost.processes import (
     port_in_use,
     table_connection_string,
 )
+from tests.keyless.local_issuer import LocalIssuer
+from tests.keyless.tls import TlsFiles, make_tls_files
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -47,3 +49,26 @@ def azurite(session_logs: Path) -> Iterator[Azurite]:
         yield Azurite(table_port, table_connection_string(table_port), process)
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A certificate authority made for this session and a server certificate for 127.0.0.1."""
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def local_issuer_server() -> Iterator[LocalIssuer]:
+    """An Entra-shaped token issuer on 127.0.0.1 (tests/keyless/local_issuer.py)."""
+    issuer = LocalIssuer().start()
+    try:
+        yield issuer
+    finally:
+        issuer.stop()
+
+
+@pytest.fixture
+def issuer(local_issuer_server: LocalIssuer) -> LocalIssuer:
+    """The local issuer with its first key, no faults and no requests counted."""
+    local_issuer_server.reset()
+    return local_issuer_server

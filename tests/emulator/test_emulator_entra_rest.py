@@ -34,33 +34,31 @@ from wps_emulator.entra import AUDIENCE
 
 @pytest.fixture(scope="module")
 def emulator(
-    session_logs: Path, emulator_tls: TlsFiles, entra_issuer_server: LocalIssuer
+    session_logs: Path, tls_files: TlsFiles, local_issuer_server: LocalIssuer
 ) -> Iterator[TlsEmulator]:
     tenant = [
         "--entra-tenant",
-        entra_issuer_server.tenant_id,
+        local_issuer_server.tenant_id,
         "--entra-authority",
-        entra_issuer_server.authority,
+        local_issuer_server.authority,
     ]
-    with tls_emulator(session_logs, emulator_tls, *tenant, name="wps-emulator-entra") as running:
+    with tls_emulator(session_logs, tls_files, *tenant, name="wps-emulator-entra") as running:
         yield running
 
 
 @pytest.fixture
-def trusted(monkeypatch: pytest.MonkeyPatch, emulator_tls: TlsFiles) -> None:
+def trusted(monkeypatch: pytest.MonkeyPatch, tls_files: TlsFiles) -> None:
     """Microsoft's Python client (websocket-client underneath) trusts the test authority."""
-    monkeypatch.setenv("WEBSOCKET_CLIENT_CA_BUNDLE", str(emulator_tls.ca_certificate))
+    monkeypatch.setenv("WEBSOCKET_CLIENT_CA_BUNDLE", str(tls_files.ca_certificate))
 
 
 @pytest.fixture
-async def service(
-    emulator: TlsEmulator, entra_issuer: LocalIssuer
-) -> AsyncIterator[AioWebPubSubServiceClient]:
+async def service(emulator: TlsEmulator, issuer: LocalIssuer) -> AsyncIterator[AioWebPubSubServiceClient]:
     """The service SDK as a keyless app builds it: the endpoint, a credential, the trusted authority."""
     async with AioWebPubSubServiceClient(
         emulator.endpoint,
         HUB,
-        LocalIssuerCredential(entra_issuer),
+        LocalIssuerCredential(issuer),
         connection_verify=str(emulator.tls.ca_certificate),
         retry_total=0,
     ) as client:
@@ -134,34 +132,32 @@ def test_the_access_key_keeps_working_alongside(emulator: TlsEmulator, trusted: 
 
 
 async def test_a_token_for_another_audience_is_a_401_naming_the_audience_expected(
-    emulator: TlsEmulator, entra_issuer: LocalIssuer
+    emulator: TlsEmulator, issuer: LocalIssuer
 ) -> None:
-    status, body = await rest_call(emulator, app_token(entra_issuer, audience="https://storage.azure.com"))
+    status, body = await rest_call(emulator, app_token(issuer, audience="https://storage.azure.com"))
     assert (status, body["code"]) == (401, "Unauthorized")
     assert "accepts tokens for 'https://webpubsub.azure.com'" in body["message"]
 
 
-async def test_a_token_of_another_tenant_is_a_401(emulator: TlsEmulator, entra_issuer: LocalIssuer) -> None:
+async def test_a_token_of_another_tenant_is_a_401(emulator: TlsEmulator, issuer: LocalIssuer) -> None:
     status, body = await rest_call(
-        emulator, app_token(entra_issuer, issuer=f"https://sts.windows.net/{uuid.uuid4()}/")
+        emulator, app_token(issuer, issuer=f"https://sts.windows.net/{uuid.uuid4()}/")
     )
     assert status == 401
-    assert f"not by tenant {entra_issuer.tenant_id}" in body["message"]
+    assert f"not by tenant {issuer.tenant_id}" in body["message"]
 
 
-async def test_an_expired_token_is_a_401(emulator: TlsEmulator, entra_issuer: LocalIssuer) -> None:
-    status, body = await rest_call(emulator, app_token(entra_issuer, lifetime_s=-360))
+async def test_an_expired_token_is_a_401(emulator: TlsEmulator, issuer: LocalIssuer) -> None:
+    status, body = await rest_call(emulator, app_token(issuer, lifetime_s=-360))
     assert (status, body["message"]) == (401, "the Entra token has expired")
 
 
-async def test_a_rotated_key_is_fetched_and_accepted(
-    emulator: TlsEmulator, entra_issuer: LocalIssuer
-) -> None:
-    assert (await rest_call(emulator, app_token(entra_issuer)))[0] == 202
-    fetches = entra_issuer.requests[entra_issuer.jwks_path]
-    entra_issuer.rotate()
-    assert (await rest_call(emulator, app_token(entra_issuer)))[0] == 202
-    assert entra_issuer.requests[entra_issuer.jwks_path] == fetches + 1
+async def test_a_rotated_key_is_fetched_and_accepted(emulator: TlsEmulator, issuer: LocalIssuer) -> None:
+    assert (await rest_call(emulator, app_token(issuer)))[0] == 202
+    fetches = issuer.requests[issuer.jwks_path]
+    issuer.rotate()
+    assert (await rest_call(emulator, app_token(issuer)))[0] == 202
+    assert issuer.requests[issuer.jwks_path] == fetches + 1
 
 
 # --- an emulator whose token issuer is down ------------------------------------------------------------
@@ -169,18 +165,18 @@ async def test_a_rotated_key_is_fetched_and_accepted(
 
 @pytest.fixture(scope="module")
 def emulator_without_keys(
-    session_logs: Path, emulator_tls: TlsFiles, entra_issuer_server: LocalIssuer
+    session_logs: Path, tls_files: TlsFiles, local_issuer_server: LocalIssuer
 ) -> Iterator[TlsEmulator]:
-    tenant = entra_issuer_server.tenant_id
+    tenant = local_issuer_server.tenant_id
     dead = f"http://127.0.0.1:{free_port()}/{tenant}"  # nothing listens there
     args = ["--entra-tenant", tenant, "--entra-authority", dead]
-    with tls_emulator(session_logs, emulator_tls, *args, name="wps-emulator-entra-down") as running:
+    with tls_emulator(session_logs, tls_files, *args, name="wps-emulator-entra-down") as running:
         yield running
 
 
 async def test_when_the_key_endpoint_is_down_the_call_is_a_503_naming_it(
-    emulator_without_keys: TlsEmulator, entra_issuer: LocalIssuer
+    emulator_without_keys: TlsEmulator, issuer: LocalIssuer
 ) -> None:
-    status, body = await rest_call(emulator_without_keys, app_token(entra_issuer))
+    status, body = await rest_call(emulator_without_keys, app_token(issuer))
     assert (status, body["code"]) == (503, "ServiceUnavailable")
     assert "/v2.0/.well-known/openid-configuration failed" in body["message"]

@@ -45,8 +45,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def verifier(entra_issuer: LocalIssuer, clock: Clock) -> AsyncIterator[EntraVerifier]:
-    checker = EntraVerifier(SigningKeys(entra_issuer.tenant_id, entra_issuer.authority, clock=clock))
+async def verifier(issuer: LocalIssuer, clock: Clock) -> AsyncIterator[EntraVerifier]:
+    checker = EntraVerifier(SigningKeys(issuer.tenant_id, issuer.authority, clock=clock))
     yield checker
     await checker.close()
 
@@ -72,52 +72,48 @@ def key_fetches(issuer: LocalIssuer) -> int:
 
 
 async def test_a_managed_identity_token_for_web_pubsub_is_accepted_and_names_the_caller(
-    verifier: EntraVerifier, entra_issuer: LocalIssuer
+    verifier: EntraVerifier, issuer: LocalIssuer
 ) -> None:
-    caller = await verifier.verify(app_token(entra_issuer))
+    caller = await verifier.verify(app_token(issuer))
     assert (caller.object_id, caller.client_id) == (APP_OBJECT_ID, SERVICE_CLIENT_ID)
     assert caller.describe() == f"Entra object id {APP_OBJECT_ID} (app {SERVICE_CLIENT_ID})"
 
 
-async def test_a_v2_token_of_the_tenant_is_accepted(
-    verifier: EntraVerifier, entra_issuer: LocalIssuer
-) -> None:
-    caller = await verifier.verify(app_token(entra_issuer, version=2))
+async def test_a_v2_token_of_the_tenant_is_accepted(verifier: EntraVerifier, issuer: LocalIssuer) -> None:
+    caller = await verifier.verify(app_token(issuer, version=2))
     assert caller.object_id == APP_OBJECT_ID
 
 
 async def test_a_token_for_another_audience_is_refused_naming_the_one_expected(
-    verifier: EntraVerifier, entra_issuer: LocalIssuer
+    verifier: EntraVerifier, issuer: LocalIssuer
 ) -> None:
-    message = await refusal(verifier, app_token(entra_issuer, audience="https://storage.azure.com"))
+    message = await refusal(verifier, app_token(issuer, audience="https://storage.azure.com"))
     assert "'https://storage.azure.com'" in message
     assert "https://webpubsub.azure.com/.default" in message
 
 
-async def test_a_token_of_another_tenant_is_refused(
-    verifier: EntraVerifier, entra_issuer: LocalIssuer
-) -> None:
+async def test_a_token_of_another_tenant_is_refused(verifier: EntraVerifier, issuer: LocalIssuer) -> None:
     other = f"https://sts.windows.net/{uuid.uuid4()}/"
-    message = await refusal(verifier, app_token(entra_issuer, issuer=other))
-    assert f"issued by {other!r}, not by tenant {entra_issuer.tenant_id}" in message
-    assert entra_issuer.v1_issuer in message
+    message = await refusal(verifier, app_token(issuer, issuer=other))
+    assert f"issued by {other!r}, not by tenant {issuer.tenant_id}" in message
+    assert issuer.v1_issuer in message
 
 
-async def test_an_expired_token_is_refused(verifier: EntraVerifier, entra_issuer: LocalIssuer) -> None:
-    expired = app_token(entra_issuer, lifetime_s=-360)  # beyond the 5 minutes of clock skew
+async def test_an_expired_token_is_refused(verifier: EntraVerifier, issuer: LocalIssuer) -> None:
+    expired = app_token(issuer, lifetime_s=-360)  # beyond the 5 minutes of clock skew
     assert await refusal(verifier, expired) == "the Entra token has expired"
 
 
-async def test_a_token_not_valid_yet_is_refused(verifier: EntraVerifier, entra_issuer: LocalIssuer) -> None:
-    early = app_token(entra_issuer, not_before_in_s=600)
+async def test_a_token_not_valid_yet_is_refused(verifier: EntraVerifier, issuer: LocalIssuer) -> None:
+    early = app_token(issuer, not_before_in_s=600)
     assert "not valid yet" in await refusal(verifier, early)
 
 
 async def test_a_token_signed_by_another_key_under_a_published_key_id_is_refused(
-    verifier: EntraVerifier, entra_issuer: LocalIssuer
+    verifier: EntraVerifier, issuer: LocalIssuer
 ) -> None:
-    forger = SigningKey.generate(kid=entra_issuer.key.kid)
-    message = await refusal(verifier, app_token(entra_issuer, key=forger))
+    forger = SigningKey.generate(kid=issuer.key.kid)
+    message = await refusal(verifier, app_token(issuer, key=forger))
     assert message == "the Entra token's signature does not verify with the tenant's key"
 
 
@@ -131,89 +127,85 @@ async def test_an_access_key_token_is_not_taken_for_an_entra_token(verifier: Ent
 
 
 async def test_a_key_id_the_emulator_does_not_hold_fetches_the_keys_again(
-    verifier: EntraVerifier, entra_issuer: LocalIssuer
+    verifier: EntraVerifier, issuer: LocalIssuer
 ) -> None:
-    await verifier.verify(app_token(entra_issuer))
-    entra_issuer.rotate()
-    caller = await verifier.verify(app_token(entra_issuer))
+    await verifier.verify(app_token(issuer))
+    issuer.rotate()
+    caller = await verifier.verify(app_token(issuer))
     assert caller.object_id == APP_OBJECT_ID
-    assert key_fetches(entra_issuer) == 2
+    assert key_fetches(issuer) == 2
 
 
 async def test_unknown_key_ids_fetch_the_keys_at_most_once_per_interval(
-    verifier: EntraVerifier, entra_issuer: LocalIssuer, clock: Clock
+    verifier: EntraVerifier, issuer: LocalIssuer, clock: Clock
 ) -> None:
-    await verifier.verify(app_token(entra_issuer))
+    await verifier.verify(app_token(issuer))
     unpublished = SigningKey.generate()
-    message = await refusal(verifier, app_token(entra_issuer, key=unpublished))
-    assert f"key id {unpublished.kid!r}, which tenant {entra_issuer.tenant_id} does not publish" in message
-    await refusal(verifier, app_token(entra_issuer, key=SigningKey.generate()))
-    assert key_fetches(entra_issuer) == 2  # the first fetch, and one for the first unknown key id
+    message = await refusal(verifier, app_token(issuer, key=unpublished))
+    assert f"key id {unpublished.kid!r}, which tenant {issuer.tenant_id} does not publish" in message
+    await refusal(verifier, app_token(issuer, key=SigningKey.generate()))
+    assert key_fetches(issuer) == 2  # the first fetch, and one for the first unknown key id
     clock.now += REFRESH_INTERVAL_S
-    await refusal(verifier, app_token(entra_issuer, key=SigningKey.generate()))
-    assert key_fetches(entra_issuer) == 3
+    await refusal(verifier, app_token(issuer, key=SigningKey.generate()))
+    assert key_fetches(issuer) == 3
 
 
-async def test_concurrent_first_tokens_share_one_fetch(
-    verifier: EntraVerifier, entra_issuer: LocalIssuer
-) -> None:
-    callers = await asyncio.gather(*(verifier.verify(app_token(entra_issuer)) for _ in range(5)))
+async def test_concurrent_first_tokens_share_one_fetch(verifier: EntraVerifier, issuer: LocalIssuer) -> None:
+    callers = await asyncio.gather(*(verifier.verify(app_token(issuer)) for _ in range(5)))
     assert {caller.object_id for caller in callers} == {APP_OBJECT_ID}
-    assert key_fetches(entra_issuer) == 1
+    assert key_fetches(issuer) == 1
 
 
 async def test_keys_that_cannot_be_fetched_make_the_check_unavailable_naming_the_url(
-    entra_issuer: LocalIssuer,
+    issuer: LocalIssuer,
 ) -> None:
-    authority = f"http://127.0.0.1:{free_port()}/{entra_issuer.tenant_id}"  # nothing listens there
-    checker = EntraVerifier(SigningKeys(entra_issuer.tenant_id, authority))
+    authority = f"http://127.0.0.1:{free_port()}/{issuer.tenant_id}"  # nothing listens there
+    checker = EntraVerifier(SigningKeys(issuer.tenant_id, authority))
     try:
         with pytest.raises(KeysUnavailable, match=f"GET {authority}/v2.0/.well-known/openid-configuration"):
-            await checker.verify(app_token(entra_issuer))
+            await checker.verify(app_token(issuer))
     finally:
         await checker.close()
 
 
 async def test_a_failing_key_endpoint_is_asked_again_only_after_a_pause(
-    verifier: EntraVerifier, entra_issuer: LocalIssuer, clock: Clock
+    verifier: EntraVerifier, issuer: LocalIssuer, clock: Clock
 ) -> None:
-    entra_issuer.fail_with = 500
+    issuer.fail_with = 500
     with pytest.raises(KeysUnavailable, match="answered 500"):
-        await verifier.verify(app_token(entra_issuer))
-    entra_issuer.fail_with = None
+        await verifier.verify(app_token(issuer))
+    issuer.fail_with = None
     with pytest.raises(KeysUnavailable, match="answered 500"):
-        await verifier.verify(app_token(entra_issuer))  # the last failure, without asking again
+        await verifier.verify(app_token(issuer))  # the last failure, without asking again
     clock.now += RETRY_AFTER_FAILURE_S
-    assert (await verifier.verify(app_token(entra_issuer))).object_id == APP_OBJECT_ID
+    assert (await verifier.verify(app_token(issuer))).object_id == APP_OBJECT_ID
 
 
 async def test_keys_held_keep_working_while_the_key_endpoint_is_down(
-    verifier: EntraVerifier, entra_issuer: LocalIssuer
+    verifier: EntraVerifier, issuer: LocalIssuer
 ) -> None:
-    await verifier.verify(app_token(entra_issuer))
-    entra_issuer.fail_with = 503
-    assert (await verifier.verify(app_token(entra_issuer))).object_id == APP_OBJECT_ID
-    entra_issuer.rotate()
+    await verifier.verify(app_token(issuer))
+    issuer.fail_with = 503
+    assert (await verifier.verify(app_token(issuer))).object_id == APP_OBJECT_ID
+    issuer.rotate()
     with pytest.raises(KeysUnavailable, match="answered 503"):
-        await verifier.verify(app_token(entra_issuer))
+        await verifier.verify(app_token(issuer))
 
 
-async def test_metadata_naming_another_tenant_is_not_trusted(entra_issuer: LocalIssuer) -> None:
+async def test_metadata_naming_another_tenant_is_not_trusted(issuer: LocalIssuer) -> None:
     tenant = str(uuid.uuid4())  # the emulator's tenant; the authority publishes another one's metadata
-    checker = EntraVerifier(SigningKeys(tenant, entra_issuer.authority))
+    checker = EntraVerifier(SigningKeys(tenant, issuer.authority))
     try:
         with pytest.raises(KeysUnavailable, match="does not name the tenant"):
-            await checker.verify(app_token(entra_issuer))
+            await checker.verify(app_token(issuer))
     finally:
         await checker.close()
 
 
-async def test_keys_are_fetched_over_https_or_from_this_machine_only(entra_issuer: LocalIssuer) -> None:
-    checker = EntraVerifier(
-        SigningKeys(entra_issuer.tenant_id, f"http://example.com/{entra_issuer.tenant_id}")
-    )
+async def test_keys_are_fetched_over_https_or_from_this_machine_only(issuer: LocalIssuer) -> None:
+    checker = EntraVerifier(SigningKeys(issuer.tenant_id, f"http://example.com/{issuer.tenant_id}"))
     try:
         with pytest.raises(KeysUnavailable, match="is not an https URL"):
-            await checker.verify(app_token(entra_issuer))
+            await checker.verify(app_token(issuer))
     finally:
         await checker.close()

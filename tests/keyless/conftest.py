@@ -24,7 +24,7 @@ from tests.keyless.local_issuer import (
     LocalIssuer,
     LocalIssuerCredential,
 )
-from tests.keyless.tls import TlsFiles, make_tls_files
+from tests.keyless.tls import TlsFiles
 from wps_upstream import credentials
 from wps_upstream.credentials import Identities, Identity
 from wps_upstream.functions.eventhandler import eventhandler
@@ -51,27 +51,6 @@ KEYED_SETTINGS = (
     "PresenceBroadcast",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
 )
-
-
-@pytest.fixture(scope="session")
-def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
-    return make_tls_files(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(scope="session")
-def local_issuer_server() -> Iterator[LocalIssuer]:
-    issuer = LocalIssuer().start()
-    try:
-        yield issuer
-    finally:
-        issuer.stop()
-
-
-@pytest.fixture
-def issuer(local_issuer_server: LocalIssuer) -> LocalIssuer:
-    """The local issuer with a fresh signing key, no faults and no requests counted."""
-    local_issuer_server.reset()
-    return local_issuer_server
 
 
 @dataclass(frozen=True)
