@@ -16,6 +16,7 @@ from devhost.processes import (
     port_in_use,
     table_connection_string,
 )
+from tests.integration.recorder import RestRecorder
 from tests.keyless.local_issuer import LocalIssuer
 from tests.keyless.tls import TlsFiles, make_tls_files
 
@@ -72,3 +73,13 @@ def issuer(local_issuer_server: LocalIssuer) -> LocalIssuer:
     """The local issuer with its first key, no faults and no requests counted."""
     local_issuer_server.reset()
     return local_issuer_server
+
+
+@pytest.fixture(scope="session")
+def rest_recorder() -> Iterator[RestRecorder]:
+    """A local HTTP endpoint that records the REST calls of the app and answers as the service does."""
+    recorder = RestRecorder().start()
+    try:
+        yield recorder
+    finally:
+        recorder.stop()

@@ -417,6 +417,13 @@ def tls_emulator(log_dir: Path, tls: TlsFiles, *args: str, name: str) -> Iterato
         process.stop()
 
 
+def entra_tls_emulator(
+    log_dir: Path, tls: TlsFiles, *, tenant: str, authority: str, name: str
+) -> contextlib.AbstractContextManager[TlsEmulator]:
+    """The emulator as the service of a keyless app: TLS, and Entra tokens of `tenant` on its REST API."""
+    return tls_emulator(log_dir, tls, "--entra-tenant", tenant, "--entra-authority", authority, name=name)
+
+
 @dataclass
 class LiveClient:
     client: WebPubSubClient

@@ -21,7 +21,7 @@ from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient as AioWe
 
 from devhost.processes import free_port
 from tests.constants import ACCESS_KEY, HUB
-from tests.emulator.emulator_harness import TlsEmulator, live_client, tls_emulator
+from tests.emulator.emulator_harness import TlsEmulator, entra_tls_emulator, live_client
 from tests.keyless.local_issuer import (
     APP_OBJECT_ID,
     SERVICE_CLIENT_ID,
@@ -36,13 +36,13 @@ from wps_emulator.entra import AUDIENCE
 def emulator(
     session_logs: Path, tls_files: TlsFiles, local_issuer_server: LocalIssuer
 ) -> Iterator[TlsEmulator]:
-    tenant = [
-        "--entra-tenant",
-        local_issuer_server.tenant_id,
-        "--entra-authority",
-        local_issuer_server.authority,
-    ]
-    with tls_emulator(session_logs, tls_files, *tenant, name="wps-emulator-entra") as running:
+    with entra_tls_emulator(
+        session_logs,
+        tls_files,
+        tenant=local_issuer_server.tenant_id,
+        authority=local_issuer_server.authority,
+        name="wps-emulator-entra",
+    ) as running:
         yield running
 
 
@@ -169,8 +169,9 @@ def emulator_without_keys(
 ) -> Iterator[TlsEmulator]:
     tenant = local_issuer_server.tenant_id
     dead = f"http://127.0.0.1:{free_port()}/{tenant}"  # nothing listens there
-    args = ["--entra-tenant", tenant, "--entra-authority", dead]
-    with tls_emulator(session_logs, tls_files, *args, name="wps-emulator-entra-down") as running:
+    with entra_tls_emulator(
+        session_logs, tls_files, tenant=tenant, authority=dead, name="wps-emulator-entra-down"
+    ) as running:
         yield running
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from tests.constants import web_pubsub_connection_string
+from tests.constants import table_connection_string, web_pubsub_connection_string
 from tests.events.vectors import EventVector
 from tests.integration.recorder import RestRecorder
 from wps_upstream.functions.eventhandler import eventhandler
@@ -21,13 +22,16 @@ from wps_upstream.functions.presence import presence
 from wps_upstream.services import get_services, reset_services
 
 
-@pytest.fixture(scope="session")
-def rest_recorder() -> Iterator[RestRecorder]:
-    recorder = RestRecorder().start()
+@pytest.fixture
+def hung_storage() -> Iterator[str]:
+    """HungStorage (a fault-injection fake): a table endpoint that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
     try:
-        yield recorder
+        yield table_connection_string(listener.getsockname()[1])
     finally:
-        recorder.stop()
+        listener.close()
 
 
 @dataclass

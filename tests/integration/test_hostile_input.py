@@ -10,16 +10,13 @@ import asyncio
 import base64
 import json
 import logging
-import socket
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from azure.data.tables.aio import TableClient
 
-from devhost.processes import table_connection_string
 from tests.events.vectors import EventVector, load
 from tests.integration.conftest import FunctionApp
 from wps_upstream.payload import MAX_JSON_DEPTH, MAX_MESSAGE_BYTES
@@ -214,18 +211,6 @@ async def test_oversized_body_is_refused_before_it_is_decoded(app: FunctionApp) 
 
 
 # --- bounded waits ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def hung_storage() -> Iterator[str]:
-    """HungStorage (a fault-injection fake): accepts connections and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    try:
-        yield table_connection_string(listener.getsockname()[1])
-    finally:
-        listener.close()
 
 
 async def test_with_storage_hung_every_concurrent_event_is_a_503_within_one_deadline(

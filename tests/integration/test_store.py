@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -347,18 +346,6 @@ async def test_presence_on_unreachable_storage_is_store_unavailable(
     async with PresenceStore.from_connection_string(closed_port_connection_string, retries=0) as store:
         with pytest.raises(StoreUnavailable):
             await store.connected(hub=HUB, connection_id="c1", user_id="alice", time="t")
-
-
-@pytest.fixture
-def hung_storage() -> Iterator[str]:
-    """HungStorage (a fault-injection fake): accepts connections and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    try:
-        yield table_connection_string(listener.getsockname()[1])
-    finally:
-        listener.close()
 
 
 async def test_storage_that_never_answers_is_store_unavailable_after_the_timeout(hung_storage: str) -> None:

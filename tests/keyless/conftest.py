@@ -15,7 +15,7 @@ import azure.functions as func
 import pytest
 
 from devhost.processes import ManagedProcess, azurite_argv, free_port
-from tests.emulator.emulator_harness import TlsEmulator, tls_emulator
+from tests.emulator.emulator_harness import TlsEmulator, entra_tls_emulator
 from tests.events.vectors import ORIGIN, EventVector
 from tests.keyless.local_issuer import (
     SERVICE_OBJECT_ID,
@@ -90,13 +90,13 @@ def keyless_emulator(
     local_issuer_server: LocalIssuer, tls_files: TlsFiles, session_logs: Path
 ) -> Iterator[TlsEmulator]:
     """The Web PubSub emulator as the service of a keyless app: https and wss, the local issuer's tenant."""
-    tenant = [
-        "--entra-tenant",
-        local_issuer_server.tenant_id,
-        "--entra-authority",
-        local_issuer_server.authority,
-    ]
-    with tls_emulator(session_logs, tls_files, *tenant, name="wps-emulator-keyless") as emulator:
+    with entra_tls_emulator(
+        session_logs,
+        tls_files,
+        tenant=local_issuer_server.tenant_id,
+        authority=local_issuer_server.authority,
+        name="wps-emulator-keyless",
+    ) as emulator:
         yield emulator
 
 

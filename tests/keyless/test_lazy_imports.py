@@ -3,33 +3,19 @@ no telemetry; each comes in only with the setting that asks for it (checked in a
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 from tests.events.vectors import CONNECTION_STRING
+from tests.keyless.fresh_process import PROJECT, run_scenario
 from tests.keyless.local_issuer import TENANT_ID, UPSTREAM_AUDIENCE
 
-PROJECT = Path(__file__).resolve().parents[2]
 KEYED = {"WebPubSubConnectionString": CONNECTION_STRING, "AzureWebJobsStorage": "UseDevelopmentStorage=true"}
 
 
 def connect_in_a_fresh_process(settings: dict[str, str]) -> dict[str, Any]:
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(PROJECT), **settings}
-    done = subprocess.run(
-        [sys.executable, str(PROJECT / "tests" / "keyless" / "import_probe.py")],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return run_scenario(PROJECT / "tests" / "keyless" / "import_probe.py", env)
 
 
 def test_a_signed_connect_with_keys_loads_no_identity_token_check_or_telemetry_package() -> None:

@@ -3,12 +3,7 @@ an event under the invocation that caused it (shown with in-memory exporters, in
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +13,9 @@ from tests.conftest import Azurite
 from tests.constants import web_pubsub_connection_string
 from tests.events.vectors import ORIGIN
 from tests.integration.recorder import RestRecorder
+from tests.keyless.fresh_process import PROJECT, run_scenario
 from wps_upstream.telemetry import configure_telemetry, telemetry_owner
 
-PROJECT = Path(__file__).resolve().parents[2]
 # Application Insights that nobody answers: the in-memory exporters are what the test reads.
 UNANSWERED_INGESTION = f"InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:{free_port()}/"
 
@@ -55,15 +50,6 @@ def test_where_the_worker_sends_telemetry_the_app_configures_nothing() -> None:
 
 
 @pytest.fixture(scope="module")
-def rest_recorder() -> Iterator[RestRecorder]:
-    recorder = RestRecorder().start()
-    try:
-        yield recorder
-    finally:
-        recorder.stop()
-
-
-@pytest.fixture(scope="module")
 def one_message_traced(azurite: Azurite, rest_recorder: RestRecorder) -> dict[str, Any]:
     """What tests/keyless/telemetry_scenario.py saw: a stored message, then a forged one, each invoked."""
     env = {
@@ -76,17 +62,7 @@ def one_message_traced(azurite: Azurite, rest_recorder: RestRecorder) -> dict[st
         "PresenceTableName": "telemetrypresence",
         "APPLICATIONINSIGHTS_CONNECTION_STRING": UNANSWERED_INGESTION,
     }
-    done = subprocess.run(
-        [sys.executable, str(PROJECT / "tests" / "keyless" / "telemetry_scenario.py")],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return run_scenario(PROJECT / "tests" / "keyless" / "telemetry_scenario.py", env)
 
 
 def descendants(spans: list[dict[str, Any]], root: dict[str, Any]) -> list[dict[str, Any]]:
