@@ -12,6 +12,7 @@ from typing import Any
 from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient
 
 from wps_upstream.chat import ChatMessage, PresenceNotice
+from wps_upstream.sdk_options import transport_options
 from wps_upstream.settings import PresenceBroadcast, Settings
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ def create_service_client(settings: Settings) -> WebPubSubServiceClient:
         read_timeout=settings.dependency_timeout_s,
         retry_total=settings.dependency_retries,
         retry_backoff_factor=0.2,
+        **transport_options(),
     )
 
 

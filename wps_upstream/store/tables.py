@@ -10,6 +10,7 @@ from typing import Self, TypeVar
 from azure.core.exceptions import AzureError
 from azure.data.tables.aio import TableClient, TableServiceClient
 
+from wps_upstream.sdk_options import transport_options
 from wps_upstream.store.errors import StoreUnavailable, unavailable
 
 BACKOFF_FACTOR = 0.2
@@ -41,6 +42,7 @@ class Table:
             retry_status=retries,
             retry_backoff_factor=BACKOFF_FACTOR,
             retry_backoff_max=BACKOFF_MAX,
+            **transport_options(),
         )
         self._client = self._service.get_table_client(table_name)
         self._creation: asyncio.Task[None] | None = None
