@@ -2,65 +2,112 @@
 
 This is the only module state in the app. It is correct when Functions runs many instances: every
 instance builds its own clients; nothing here is a cache of data.
+
+Each client is built the first time it is used, so the Azure SDKs (and aiohttp under them) are imported
+then and not before: a connect event uses none of them and is answered without paying for the import.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient
-
-from wps_upstream.notify import Notifier, create_service_client
 from wps_upstream.ratelimit import RateLimiter
+from wps_upstream.sdk_options import quiet_request_logs
 from wps_upstream.settings import Settings
-from wps_upstream.store import MessageStore, PresenceStore
 from wps_upstream.webhook_auth import WebhookAuth
 
+if TYPE_CHECKING:
+    from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient
 
-@dataclass(frozen=True)
+    from wps_upstream.notify import Notifier
+    from wps_upstream.store import MessageStore, PresenceStore
+
+
+
 class Services:
-    """What the handlers and routes use: settings, webhook auth, the stores, broadcasts, the service."""
+    """What the handlers and routes use: settings, webhook auth, the stores, broadcasts, the service.
 
-    settings: Settings
-    webhook_auth: WebhookAuth
-    messages: MessageStore
-    presence: PresenceStore
-    notifier: Notifier
-    service: WebPubSubServiceClient  # the REST API: broadcasts go through `notifier`, tokens from here
-    message_rate: RateLimiter  # per connection, in this instance
+    `messages`, `presence`, `notifier` and `service` are built on first use unless given (tests give fakes).
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        webhook_auth: WebhookAuth,
+        message_rate: RateLimiter,  # per connection, in this instance
+        messages: MessageStore | None = None,
+        presence: PresenceStore | None = None,
+        notifier: Notifier | None = None,
+        service: WebPubSubServiceClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.webhook_auth = webhook_auth
+        self.message_rate = message_rate
+        given = {"messages": messages, "presence": presence, "notifier": notifier, "service": service}
+        # functools.cached_property looks in the instance dict first: a given client is used as it is.
+        self.__dict__.update({name: client for name, client in given.items() if client is not None})
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
-        """Create the clients (no network I/O happens here)."""
-        timeout, retries = settings.dependency_timeout_s, settings.dependency_retries
-        service = create_service_client(settings)
+        """The services for `settings`; no client is created and no network I/O happens here."""
+        quiet_request_logs()
         return cls(
             settings=settings,
             webhook_auth=WebhookAuth.of(settings.allowed_origins, settings.web_pubsub.access_key),
-            messages=MessageStore.from_connection_string(
-                settings.storage_connection_string,
-                table_name=settings.messages_table,
-                timeout_s=timeout,
-                retries=retries,
-                partitions=settings.messages_partitions,
-            ),
-            presence=PresenceStore.from_connection_string(
-                settings.storage_connection_string,
-                table_name=settings.presence_table,
-                timeout_s=timeout,
-                retries=retries,
-            ),
-            notifier=Notifier(service, settings.presence_broadcast),
-            service=service,
             message_rate=RateLimiter(settings.message_rate_limit, burst=2 * settings.message_rate_limit),
         )
 
+    @functools.cached_property
+    def messages(self) -> MessageStore:
+        from wps_upstream.store import MessageStore
+
+        settings = self.settings
+        return MessageStore.from_connection_string(
+            settings.storage_connection_string,
+            table_name=settings.messages_table,
+            timeout_s=settings.dependency_timeout_s,
+            retries=settings.dependency_retries,
+            partitions=settings.messages_partitions,
+        )
+
+    @functools.cached_property
+    def presence(self) -> PresenceStore:
+        from wps_upstream.store import PresenceStore
+
+        settings = self.settings
+        return PresenceStore.from_connection_string(
+            settings.storage_connection_string,
+            table_name=settings.presence_table,
+            timeout_s=settings.dependency_timeout_s,
+            retries=settings.dependency_retries,
+        )
+
+    @functools.cached_property
+    def service(self) -> WebPubSubServiceClient:
+        """The REST API: broadcasts go through `notifier`, tokens from here."""
+        from wps_upstream.notify import create_service_client
+
+        return create_service_client(self.settings)
+
+    @functools.cached_property
+    def notifier(self) -> Notifier:
+        from wps_upstream.notify import Notifier
+
+        return Notifier(self.service, self.settings.presence_broadcast)
+
     async def close(self) -> None:
-        await self.messages.close()
-        await self.presence.close()
-        await self.service.close()
+        """Close the clients that were built (or given)."""
+        built = self.__dict__
+        if "messages" in built:
+            await built["messages"].close()
+        if "presence" in built:
+            await built["presence"].close()
+        if "service" in built:
+            await built["service"].close()
 
 
 _current: tuple[asyncio.AbstractEventLoop, Services] | None = None
