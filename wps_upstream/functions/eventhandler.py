@@ -10,7 +10,7 @@ import azure.functions as func
 
 from wps_upstream.cloudevents import parse_event, preflight
 from wps_upstream.handlers import dispatch
-from wps_upstream.http import handled, http_response
+from wps_upstream.http import handled, http_response, request_headers
 from wps_upstream.services import Services
 
 blueprint = func.Blueprint()
@@ -30,7 +30,7 @@ def describe(req: func.HttpRequest) -> str:
 @handled(describe)
 async def eventhandler(req: func.HttpRequest, services: Services) -> func.HttpResponse:
     """Validate and dispatch one CloudEvents request from the service."""
-    headers = dict(req.headers)
+    headers = request_headers(req)
     if req.method == "OPTIONS":
         return http_response(preflight(headers, services.webhook_auth))
     event = parse_event(headers, req.get_body() or b"", hub=services.settings.hub, auth=services.webhook_auth)
