@@ -121,10 +121,18 @@ class GroupCommit:
     def statistics(self) -> Statistics:
         return Statistics(self._transactions, self._appends, self._largest)
 
+    def lead(self, partition: str) -> bool:
+        """True when nothing is being written to `partition`: the caller writes its rows itself, now, and
+        calls `done` after. False when a write is in flight: the caller queues (`join`)."""
+        if partition in self._partitions:
+            return False
+        self._partitions[partition] = _Partition()
+        return True
+
     async def join(self, pending: Pending) -> Outcome:
-        """LEAD when the partition is idle (the caller writes, then calls `done`); otherwise wait for the
-        outcome of the transaction `pending` goes out in. Cancelling the wait takes it out of the queue
-        if it has not gone out yet."""
+        """Queue behind the write in flight and wait for the outcome of the transaction `pending` goes out
+        in (LEAD instead when the partition has gone idle meanwhile: write, then call `done`). Cancelling
+        the wait takes it out of the queue if it has not gone out yet."""
         state = self._partitions.get(pending.partition)
         if state is None:
             self._partitions[pending.partition] = _Partition()

@@ -141,7 +141,9 @@ class MessageStore(TableStore):
             raise
 
     async def _append_grouped(self, append: _Append) -> tuple[ChatMessage, bool]:
-        """Lead a write to an idle partition, or share the transaction of the appends queued with this one."""
+        """Write at once to an idle partition, or share the transaction of the appends queued with this one."""
+        if self._group.lead(append.partition):  # nothing in flight: exactly the path of a lone append
+            return await self._lead(append)
         rows = append.rows()
         pending = Pending(append.partition, append.claim_key, rows, sum(map(request_bytes, rows)))
         deadline = self._table.deadline_s
@@ -149,15 +151,18 @@ class MessageStore(TableStore):
             async with asyncio.timeout(deadline):  # waiting in the queue counts against the store's deadline
                 outcome = await self._group.join(pending)
                 if outcome is Outcome.LEAD:
-                    try:
-                        return await self._append_alone(append)
-                    finally:
-                        self._group.done(append.partition)
+                    return await self._lead(append)
                 if outcome is Outcome.ALONE:
                     return await self._append_alone(append)
         except TimeoutError as error:
             raise StoreUnavailable(f"storing a message: no answer within {deadline:g} s") from error
         return _message(append.envelope, append.payload), True
+
+    async def _lead(self, append: _Append) -> tuple[ChatMessage, bool]:
+        try:
+            return await self._append_alone(append)
+        finally:
+            self._group.done(append.partition)  # what queued meanwhile goes out now
 
     async def _append_alone(self, append: _Append) -> tuple[ChatMessage, bool]:
         """The message and its claim in a transaction of their own; a conflict finds the stored message."""
