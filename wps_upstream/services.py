@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from wps_upstream.store import MessageStore, PresenceStore
 
 
-
 class Services:
     """What the handlers and routes use: settings, webhook auth, the stores, broadcasts, the service.
 

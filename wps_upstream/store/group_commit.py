@@ -142,7 +142,9 @@ class GroupCommit:
 
     def done(self, partition: str) -> None:
         """The leader's write is over: send what queued meanwhile, or let the partition rest."""
-        state = self._partitions[partition]
+        state = self._partitions.get(partition)
+        if state is None:  # closed meanwhile
+            return
         if state.queue:
             state.drain = asyncio.get_running_loop().create_task(self._drain(partition, state))
         else:
@@ -150,13 +152,15 @@ class GroupCommit:
 
     async def close(self) -> None:
         """Stop sending; appends still waiting get StoreUnavailable."""
-        for state in list(self._partitions.values()):
-            if state.drain is not None:
-                state.drain.cancel()
-            closed = StoreUnavailable("the store was closed")
+        states, self._partitions = list(self._partitions.values()), {}
+        closed = StoreUnavailable("the store was closed")
+        for state in states:
             for pending in state.queue:
                 pending.fail(closed)
-        self._partitions.clear()
+            if state.drain is not None:
+                state.drain.cancel()
+        drains = [state.drain for state in states if state.drain is not None]
+        await asyncio.gather(*drains, return_exceptions=True)
 
     async def _drain(self, partition: str, state: _Partition) -> None:
         batch: list[Pending] = []

@@ -141,7 +141,7 @@ class MessageStore(TableStore):
             raise
 
     async def _append_grouped(self, append: _Append) -> tuple[ChatMessage, bool]:
-        """Write at once to an idle partition, or share the transaction of the appends queued with this one."""
+        """Write at once to an idle partition, or share the transaction of the appends queued meanwhile."""
         if self._group.lead(append.partition):  # nothing in flight: exactly the path of a lone append
             return await self._lead(append)
         rows = append.rows()
