@@ -199,7 +199,8 @@ def _decoded_state(value: str) -> dict[str, Any] | None:
 
 def encode_state(states: Mapping[str, Any]) -> str:
     """base64 of compact JSON (no spaces, insertion order), the form the service SDKs use."""
-    return binascii.b2a_base64(json_dumps(dict(states)).encode("utf-8"), newline=False).decode("ascii")
+    text = json_dumps(states if type(states) is dict else dict(states))
+    return binascii.b2a_base64(text.encode("utf-8"), newline=False).decode("ascii")
 
 
 # --- parsing --------------------------------------------------------------------------------------
@@ -263,7 +264,7 @@ def _context(values: Mapping[str, str], origin: str) -> EventContext:
         time=values.get("ce-time"),
         origin=origin,
         subprotocol=values.get("ce-subprotocol") or None,
-        states=decode_state(values.get(_STATE_KEY)),
+        states=decode_state(state) if (state := values.get(_STATE_KEY)) else {},
     )
 
 
@@ -309,7 +310,7 @@ def _is_string_list(value: Any) -> bool:
     return isinstance(value, list) and _STR.issuperset(map(type, value))
 
 
-_DICT, _LIST, _STR = frozenset({dict}), frozenset({list}), frozenset({str})
+_LIST, _STR = frozenset({list}), frozenset({str})
 
 
 def _connect(context: EventContext, body: bytes) -> ConnectEvent:
@@ -333,11 +334,20 @@ def _given(value: dict[str, list[str]]) -> dict[str, list[str]]:
 
 
 def _all_string_lists(*maps: Any) -> bool:
-    """Whether every map is a dict of lists of strings (parsed JSON holds exact types, no subclasses)."""
-    if not _DICT.issuperset(map(type, maps)):  # None (null) is not a dict: the slow path allows it
-        return False
-    lists = [items for value in maps for items in value.values()]
-    return _LIST.issuperset(map(type, lists)) and _STR.issuperset(map(type, chain.from_iterable(lists)))
+    """Whether every map is a dict of lists of strings (parsed JSON holds exact types, no subclasses).
+
+    None (null) is not a dict: the caller's slower path allows it.
+    """
+    for value in maps:
+        if type(value) is not dict:
+            return False
+        for items in value.values():
+            if type(items) is not list:
+                return False
+            for item in items:
+                if type(item) is not str:
+                    return False
+    return True
 
 
 @functools.lru_cache(maxsize=64)
