@@ -318,7 +318,11 @@ def _connect(context: EventContext, body: bytes) -> ConnectEvent:
     subprotocols = payload.get("subprotocols") or []
     if not _is_string_list(subprotocols):
         raise BadRequest("The connect event field 'subprotocols' must be a list of strings.")
-    claims, query, headers = (payload.get(name, _ABSENT) for name in _STRING_LIST_FIELDS)
+    claims, query, headers = (
+        payload.get("claims", _ABSENT),
+        payload.get("query", _ABSENT),
+        payload.get("headers", _ABSENT),
+    )
     if not _all_string_lists(claims, query, headers):  # one check for all three; this path names the field
         for name in _STRING_LIST_FIELDS:
             _string_lists(payload.get(name), name)
