@@ -7,16 +7,18 @@ Every server listens on 127.0.0.1 on a free port and is stopped by its PID when 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
 import statistics
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -72,6 +74,18 @@ def running_stack() -> Iterator[Stack]:
     finally:
         rest.stop()
         azurite.stop()
+
+
+@functools.cache
+def user_function(name: str) -> Callable[..., Any]:
+    """The function `name` of function_app as the Functions host calls it: the user function its index
+    yields (not the decorator object, which adds two calls of its own)."""
+    import function_app
+
+    for function in function_app.app.get_functions():
+        if function.get_function_name() == name:
+            return function.get_user_function()
+    raise LookupError(f"function_app has no function {name!r}")
 
 
 def signature(connection_id: str) -> str:

@@ -19,10 +19,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import azure.functions as func
-from _stack import EVENTHANDLER_URL, connect_event, median, percentile, running_stack
+from _stack import EVENTHANDLER_URL, connect_event, median, percentile, running_stack, user_function
 from message_throughput import App, Run, connection_worker, run_workers
 
-from wps_upstream.functions.eventhandler import eventhandler
+eventhandler = user_function("eventhandler")  # what the Functions host calls
+
 
 LEVELS = (1, 4, 8, 16, 32, 64)
 
