@@ -36,8 +36,8 @@ param webPubSubSku string = 'Free_F1'
 
 @minValue(1)
 @maxValue(1000)
-@description('Concurrent HTTP invocations one Flex Consumption instance takes before the platform adds an instance (the Python default is 1). Provisional value: see docs/deploy.md.')
-param httpPerInstanceConcurrency int = 16
+@description('Concurrent HTTP invocations one Flex Consumption instance takes before the platform adds an instance (the Python default is 1). Chosen from the benchmark: see docs/performance.md.')
+param httpPerInstanceConcurrency int = 32
 
 @allowed([
   '3.11'

@@ -56,15 +56,17 @@ async def on_connect(event: ConnectEvent, services: Services) -> EventResponse:
 
     Blocking and on every connection, so no storage or REST call here.
     """
-    user_id = event.context.user_id
+    context = event.context
+    user_id = context.user_id
     if not user_id:
         raise Unauthorized("Connections need a user id: get the client URL from /api/negotiate.")
     subprotocol = choose_subprotocol(event.subprotocols)
-    names = [name for raw in event.query.get(USER_NAME_QUERY, [])[:1] if (name := ids.display_name(raw))]
-    if not names:
+    offered_names = event.query.get(USER_NAME_QUERY)
+    name = ids.display_name(offered_names[0]) if offered_names else None
+    if name is None:
         return connect_accepted(user_id=user_id, subprotocol=subprotocol)
     # Kept in the connection state, the name comes back with every later event of the connection.
-    states = event.context.states | {USER_NAME_STATE: names[0]}
+    states = context.states | {USER_NAME_STATE: name}
     return connect_accepted(user_id=user_id, subprotocol=subprotocol, states=states)
 
 

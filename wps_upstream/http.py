@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import azure.functions as func
 
-from wps_upstream.cloudevents import EventResponse, refused
+from wps_upstream.cloudevents import EventResponse, Headers, refused
 from wps_upstream.errors import AppError
+from wps_upstream.payload import REPLY_CONTENT_TYPES
 from wps_upstream.services import Services, get_services
 
 logger = logging.getLogger(__name__)
@@ -23,14 +24,28 @@ HttpFunction = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
 Route = Callable[[func.HttpRequest, Services], Awaitable[func.HttpResponse]]
 
 
+def request_headers(req: func.HttpRequest) -> Headers:
+    """The request's headers, read without copying them when azure.functions allows it.
+
+    azure.functions keeps request headers in a dict by lower-case name (`__http_headers__`, in 1.x and
+    2.x); copying them through the Mapping interface would cost a Python call per header, per event.
+    """
+    by_name = getattr(req.headers, "__http_headers__", None)
+    return Headers.lowercased(by_name) if isinstance(by_name, dict) else Headers(req.headers)
+
+
 def http_response(response: EventResponse) -> func.HttpResponse:
     """An EventResponse as a Functions response, with its exact Content-Type (or none for no body)."""
     headers = dict(response.headers)
     mimetype = None
-    if response.content_type:
-        headers["Content-Type"] = response.content_type
-        mimetype = response.content_type.split(";")[0]
+    if content_type := response.content_type:
+        headers["Content-Type"] = content_type
+        mimetype = _MIMETYPES.get(content_type) or content_type.split(";")[0]
     return func.HttpResponse(response.body, status_code=response.status, headers=headers, mimetype=mimetype)
+
+
+# The content types the app answers with, and their media types (computed once, not per response).
+_MIMETYPES = {content_type: content_type.split(";")[0] for content_type in REPLY_CONTENT_TYPES.values()}
 
 
 def json_response(

@@ -27,14 +27,16 @@ _EMOJI_PRESENTATION = "\ufe0f"
 
 def user_id(raw: str, what: str = "user id") -> str:
     """`raw` as a user id (NFC-normalised), or BadRequest saying what is wrong with it."""
-    value = unicodedata.normalize("NFC", raw)
+    # Printable ASCII is its own NFC form and holds none of the refused characters.
+    plain = raw.isascii() and raw.isprintable()
+    value = raw if plain else unicodedata.normalize("NFC", raw)
     if not value.strip():
         raise BadRequest(f"The {what} is empty.")
     if value != value.strip():
         raise BadRequest(f"The {what} starts or ends with a space.")
     if len(value) > MAX_USER_ID_LENGTH:
         raise BadRequest(f"The {what} is longer than {MAX_USER_ID_LENGTH} characters.")
-    problem = _refused_character(value)
+    problem = None if plain else _refused_character(value)
     if problem:
         raise BadRequest(f"The {what} contains {problem}.")
     return value
@@ -62,6 +64,8 @@ def connection_id(value: str) -> str:
     """The service's connection id (`ce-connectionId`): up to 128 characters, no control characters."""
     if len(value) > MAX_CONNECTION_ID_LENGTH:
         raise BadRequest(f"The ce-connectionId is longer than {MAX_CONNECTION_ID_LENGTH} characters.")
+    if value.isascii() and value.isprintable():  # the usual case, decided without a look per character
+        return value
     if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
         raise BadRequest("The ce-connectionId contains control characters.")
     return value

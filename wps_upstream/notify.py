@@ -14,6 +14,7 @@ from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient
 from wps_upstream.chat import ChatMessage, PresenceNotice
 from wps_upstream.credentials import Identity
 from wps_upstream.errors import ConfigurationError
+from wps_upstream.sdk_options import transport_options
 from wps_upstream.settings import PresenceBroadcast, Settings
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ def create_service_client(settings: Settings, identity: Identity | None = None) 
         "read_timeout": settings.dependency_timeout_s,
         "retry_total": settings.dependency_retries,
         "retry_backoff_factor": 0.2,
+        **transport_options(),
     }
     connection = settings.web_pubsub
     if connection.connection_string is not None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import json.encoder
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -79,7 +81,7 @@ def parse_json(text: str) -> Any:
     objects nested deeper than MAX_JSON_DEPTH.
     """
     try:
-        value = json.loads(text, parse_constant=_not_json, parse_float=_double)
+        value = _decode(text)
     except InvalidPayload:
         raise
     except RecursionError:  # the decoder recurses per level: far deeper than the limit, refuse the same way
@@ -88,11 +90,21 @@ def parse_json(text: str) -> Any:
         raise InvalidPayload(f"the JSON message is not valid JSON: {error}") from None
     if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _nested_deeper_than(value, MAX_JSON_DEPTH):
         raise InvalidPayload(_TOO_DEEP)
-    if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(value):
         raise InvalidPayload("the JSON message holds a lone surrogate (\\uD800-\\uDFFF without its pair)")
     return value
 
 
+def _decode(text: str) -> Any:
+    """`_DECODER.decode(text)`, without its two scans for surrounding whitespace when there is none."""
+    if text and text[0] not in _JSON_WHITESPACE and text[-1] not in _JSON_WHITESPACE:
+        value, end = _DECODER.raw_decode(text)
+        if end == len(text):
+            return value
+    return _DECODER.decode(text)  # it raises the errors (such as "Extra data") the way it always has
+
+
+_JSON_WHITESPACE = " \t\n\r"
 _TOO_DEEP = f"the JSON message nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _NONZERO_DIGIT = re.compile(r"[1-9]")
@@ -109,6 +121,27 @@ def _double(literal: str) -> float:
     if number in (float("inf"), float("-inf")) or (number == 0 and _NONZERO_DIGIT.search(mantissa)):
         raise InvalidPayload(f"the JSON message holds the number {literal[:40]}, which a double cannot hold")
     return number
+
+
+# Built once: json.loads and json.dumps build a new decoder or encoder on every call that passes options.
+_DECODER = json.JSONDecoder(parse_constant=_not_json, parse_float=_double)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _compact_encoder() -> Callable[[Any], str]:
+    """`_ENCODER.encode`, without building a new C encoder on every call (JSONEncoder.encode does).
+
+    The values the app encodes are built from parsed JSON and its own dicts, so they hold no cycles: the
+    cycle check is left out. Where the C encoder is missing, JSONEncoder.encode is used as it is.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _ENCODER.encode
+    chunks = make(None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+    return lambda value: "".join(chunks(value, 0))
+
+
+_encode = _compact_encoder()
 
 
 def _containers(value: Any) -> list[Any]:
@@ -154,4 +187,4 @@ def _has_lone_surrogate(value: Any) -> bool:
 
 def json_dumps(value: Any) -> str:
     """Compact, strict JSON (NaN and Infinity refused), non-ASCII kept as is."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _encode(value)

@@ -13,11 +13,14 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from wps_upstream.chat import PresenceNotice
 from wps_upstream.services import Services
-from wps_upstream.store.presence import Connection
 from wps_upstream.times import iso_time
+
+if TYPE_CHECKING:  # the store (and the Azure SDK under it) is imported when the timer first runs
+    from wps_upstream.store.presence import Connection
 
 logger = logging.getLogger(__name__)
 

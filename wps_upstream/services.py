@@ -2,78 +2,135 @@
 
 This is the only module state in the app. It is correct when Functions runs many instances: every
 instance builds its own clients; nothing here is a cache of data.
+
+Each client is built the first time it is used, so the Azure SDKs (and aiohttp under them) are imported
+then and not before: a connect event uses none of them and is answered without paying for the import.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
-from dataclasses import dataclass, field
-
-from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient
+from typing import TYPE_CHECKING
 
 from wps_upstream import credentials
 from wps_upstream.credentials import Identities
-from wps_upstream.notify import Notifier, create_service_client
 from wps_upstream.ratelimit import RateLimiter
+from wps_upstream.sdk_options import quiet_request_logs
 from wps_upstream.settings import Settings
-from wps_upstream.store import MessageStore, PresenceStore
-from wps_upstream.store.tables import Table, TableEndpoint
 from wps_upstream.webhook_auth import WebhookAuth
 
+if TYPE_CHECKING:
+    from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient
 
-@dataclass(frozen=True)
+    from wps_upstream.notify import Notifier
+    from wps_upstream.store import MessageStore, PresenceStore
+    from wps_upstream.store.tables import TableEndpoint
+
+
 class Services:
-    """What the handlers and routes use: settings, webhook auth, the stores, broadcasts, the service."""
+    """What the handlers and routes use: settings, webhook auth, the stores, broadcasts, the service.
 
-    settings: Settings
-    webhook_auth: WebhookAuth
-    messages: MessageStore
-    presence: PresenceStore
-    notifier: Notifier
-    service: WebPubSubServiceClient  # the REST API: broadcasts go through `notifier`, tokens from here
-    message_rate: RateLimiter  # per connection, in this instance
-    identities: Identities = field(
-        default_factory=Identities
-    )  # the Entra credentials of keyless connections (none with keys)
+    `messages`, `presence`, `notifier` and `service` are built on first use unless given (tests give fakes).
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        webhook_auth: WebhookAuth,
+        message_rate: RateLimiter,  # per connection, in this instance
+        identities: Identities | None = None,  # the Entra credentials of keyless connections
+        messages: MessageStore | None = None,
+        presence: PresenceStore | None = None,
+        notifier: Notifier | None = None,
+        service: WebPubSubServiceClient | None = None,
+    ) -> None:
+        self.settings = settings
+        self.webhook_auth = webhook_auth
+        self.message_rate = message_rate
+        self.identities = identities or Identities()
+        given = {"messages": messages, "presence": presence, "notifier": notifier, "service": service}
+        # functools.cached_property looks in the instance dict first: a given client is used as it is.
+        self.__dict__.update({name: client for name, client in given.items() if client is not None})
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
-        """Create the clients (no network I/O happens here)."""
-        timeout, retries = settings.dependency_timeout_s, settings.dependency_retries
-        identities = credentials.identities_for(settings)
-        service = create_service_client(settings, identities.web_pubsub)
-        account = table_account(settings, identities)
+        """The services for `settings`; no client is created and no network I/O happens here."""
+        quiet_request_logs()
         return cls(
             settings=settings,
             webhook_auth=WebhookAuth.from_settings(settings),
-            messages=MessageStore(
-                Table(account, settings.messages_table, timeout, retries), settings.messages_partitions
-            ),
-            presence=PresenceStore(Table(account, settings.presence_table, timeout, retries)),
-            notifier=Notifier(service, settings.presence_broadcast),
-            service=service,
             message_rate=RateLimiter(settings.message_rate_limit, burst=2 * settings.message_rate_limit),
-            identities=identities,
+            identities=credentials.identities_for(settings),
         )
 
+    @functools.cached_property
+    def messages(self) -> MessageStore:
+        from wps_upstream.store import MessageStore
+        from wps_upstream.store.tables import Table
+
+        settings = self.settings
+        table = Table(
+            self._table_account,
+            settings.messages_table,
+            settings.dependency_timeout_s,
+            settings.dependency_retries,
+        )
+        return MessageStore(table, settings.messages_partitions)
+
+    @functools.cached_property
+    def presence(self) -> PresenceStore:
+        from wps_upstream.store import PresenceStore
+        from wps_upstream.store.tables import Table
+
+        settings = self.settings
+        table = Table(
+            self._table_account,
+            settings.presence_table,
+            settings.dependency_timeout_s,
+            settings.dependency_retries,
+        )
+        return PresenceStore(table)
+
+    @property
+    def _table_account(self) -> str | TableEndpoint:
+        """The storage connection string, or the table endpoint and the identity that reaches it."""
+        from wps_upstream.store.tables import TableEndpoint
+
+        storage = self.settings.storage
+        if storage.connection_string is not None:
+            return storage.connection_string
+        identity = self.identities.storage
+        if storage.table_endpoint is None or identity is None:
+            raise ValueError("keyless storage needs a table endpoint and an identity")
+        return TableEndpoint(storage.table_endpoint, identity.credential, identity.connection_verify)
+
+    @functools.cached_property
+    def service(self) -> WebPubSubServiceClient:
+        """The REST API: broadcasts go through `notifier`, tokens from here."""
+        from wps_upstream.notify import create_service_client
+
+        return create_service_client(self.settings, self.identities.web_pubsub)
+
+    @functools.cached_property
+    def notifier(self) -> Notifier:
+        from wps_upstream.notify import Notifier
+
+        return Notifier(self.service, self.settings.presence_broadcast)
+
     async def close(self) -> None:
-        await self.messages.close()
-        await self.presence.close()
-        await self.service.close()
+        """Close the clients that were built (or given)."""
+        built = self.__dict__
+        if "messages" in built:
+            await built["messages"].close()
+        if "presence" in built:
+            await built["presence"].close()
+        if "service" in built:
+            await built["service"].close()
         await self.webhook_auth.close()
         await self.identities.close()
-
-
-def table_account(settings: Settings, identities: Identities) -> str | TableEndpoint:
-    """The storage connection string, or the table endpoint and the identity that reaches it."""
-    storage = settings.storage
-    if storage.connection_string is not None:
-        return storage.connection_string
-    if storage.table_endpoint is None or identities.storage is None:
-        raise ValueError("keyless storage needs a table endpoint and an identity")
-    identity = identities.storage
-    return TableEndpoint(storage.table_endpoint, identity.credential, identity.connection_verify)
 
 
 _current: tuple[asyncio.AbstractEventLoop, Services] | None = None

@@ -108,8 +108,8 @@ def test_http_per_instance_concurrency_is_set_explicitly(
     scale = site.properties["functionAppConfig"]["scaleAndConcurrency"]
     assert scale["triggers"]["http"]["perInstanceConcurrency"] == "httpPerInstanceConcurrency"
     assert "httpPerInstanceConcurrency" in app_template.parameters
-    # Provisional until the throughput benchmark settles it (docs/deploy.md); Flex's Python default is 1.
-    assert main_template.literal("httpPerInstanceConcurrency") == 16
+    # Chosen from the benchmark (docs/performance.md); Flex's Python default is 1.
+    assert main_template.literal("httpPerInstanceConcurrency") == 32
 
 
 def test_deployment_package_goes_to_a_blob_container_reached_by_the_app_identity(

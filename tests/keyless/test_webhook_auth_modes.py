@@ -9,11 +9,11 @@ import pytest
 
 from tests.events.vectors import DEFAULT_KEY, ORIGIN, EventVector, load
 from tests.keyless.local_issuer import TENANT_ID, UPSTREAM_AUDIENCE, LocalIssuer
-from wps_upstream.cloudevents import UserEvent, parse_event, preflight
+from wps_upstream.cloudevents import Headers, UserEvent, parse_event, preflight
 from wps_upstream.entra_tokens import EntraTokenVerifier
 from wps_upstream.errors import ConfigurationError, Unauthorized
 from wps_upstream.settings import UpstreamAuth
-from wps_upstream.webhook_auth import WebhookAuth
+from wps_upstream.webhook_auth import AUTHORIZATION_HEADER, WebhookAuth
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def with_token(vector: EventVector, issuer: LocalIssuer) -> EventVector:
 
 
 async def receive(auth: WebhookAuth, vector: EventVector) -> UserEvent:
-    checked = await auth.authenticate(vector.headers)
+    checked = await auth.authenticate(Headers(vector.headers).get(AUTHORIZATION_HEADER))
     event = parse_event(vector.headers, vector.body, hub="chat", auth=checked)
     assert isinstance(event, UserEvent)
     return event

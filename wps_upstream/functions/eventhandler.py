@@ -11,8 +11,9 @@ import azure.functions as func
 
 from wps_upstream.cloudevents import parse_event, preflight
 from wps_upstream.handlers import dispatch
-from wps_upstream.http import handled, http_response
+from wps_upstream.http import handled, http_response, request_headers
 from wps_upstream.services import Services
+from wps_upstream.webhook_auth import AUTHORIZATION_HEADER
 
 blueprint = func.Blueprint()
 
@@ -31,9 +32,9 @@ def describe(req: func.HttpRequest) -> str:
 @handled(describe)
 async def eventhandler(req: func.HttpRequest, services: Services) -> func.HttpResponse:
     """Validate and dispatch one CloudEvents request from the service."""
-    headers = dict(req.headers)
+    headers = request_headers(req)
     if req.method == "OPTIONS":
         return http_response(preflight(headers, services.webhook_auth))
-    auth = await services.webhook_auth.authenticate(headers)
+    auth = await services.webhook_auth.authenticate(headers.get(AUTHORIZATION_HEADER))
     event = parse_event(headers, req.get_body() or b"", hub=services.settings.hub, auth=auth)
     return http_response(await dispatch(event, services))

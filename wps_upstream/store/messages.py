@@ -2,7 +2,8 @@
 
 The message row and a claim row keyed by (connection id, ce-id) are created in one entity-group
 transaction, so a redelivered event conflicts on its claim and gets the original message back; nothing
-is decided by reading first.
+is decided by reading first. Concurrent appends to one partition share that transaction (group commit,
+`group_commit.py`); a lone append, and every append of a transaction that was refused, writes alone.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Self
 
@@ -21,6 +23,14 @@ from wps_upstream.errors import MessageTooLarge
 from wps_upstream.payload import InvalidPayload, Payload
 from wps_upstream.store.cursors import decode_cursor, encode_cursor
 from wps_upstream.store.errors import CorruptRow, RedeliveryMismatch, StoreUnavailable, UnknownMessage
+from wps_upstream.store.group_commit import (
+    CREATE_OPTIONS,
+    GroupCommit,
+    Outcome,
+    Pending,
+    Statistics,
+    request_bytes,
+)
 from wps_upstream.store.keys import (
     MESSAGE_ROW_KEY,
     MESSAGE_ROW_PREFIX,
@@ -57,12 +67,25 @@ _KEY_ATTEMPTS = 3
 class MessageStore(TableStore):
     """Chat history of each hub: idempotent appends and newest-first pages."""
 
-    def __init__(self, table: Table, partitions: int = 1) -> None:
+    def __init__(self, table: Table, partitions: int = 1, *, group_commit: bool = True) -> None:
         if partitions < 1:
             raise ValueError(f"partitions must be at least 1, not {partitions}")
         super().__init__(table)
         self._partitions = partitions
         self._reported: set[str] = set()  # corrupt rows already logged, so each is logged once
+        self._group = GroupCommit(table)
+        self.group_commit = group_commit
+        """Whether concurrent appends share transactions; False writes every append alone (for comparison)."""
+
+    @property
+    def commit_statistics(self) -> Statistics:
+        """How many shared transactions group commit has sent, and how many appends they held."""
+        return self._group.statistics
+
+    async def close(self) -> None:
+        """Close the clients; appends still waiting for a shared transaction get StoreUnavailable."""
+        await self._group.close()
+        await super().close()
 
     @classmethod
     def from_connection_string(
@@ -99,26 +122,18 @@ class MessageStore(TableStore):
         """
         claim_key = claim_row_key(connection_id, event_id)
         partition = message_partition(hub, shard_of(claim_key, self._partitions))
-        envelope = _envelope(partition, received_at, user_id, user_name, connection_id, payload)
-        digest = content_digest(user_id, payload.data_type, payload.data)
-
-        async def store(table: TableClient) -> tuple[ChatMessage, bool]:
-            for _ in range(_KEY_ATTEMPTS):
-                claim = {"PartitionKey": partition, "RowKey": claim_key, "message": envelope["RowKey"]}
-                if await _create_together(
-                    table, envelope | split_chunks(payload.data), claim | {"digest": digest}
-                ):
-                    return _message(envelope, payload), True
-                stored = await _claimed(table, partition, claim_key, digest)
-                if stored is not None:
-                    return stored, False
-                # No claim: the random suffix met another message of the same tick. Draw again (every
-                # row key has the same length, so the size check still holds).
-                envelope["RowKey"] = message_row_key(received_at)
-            raise StoreUnavailable("storing a message: new message keys kept colliding")
-
+        append = _Append(
+            partition,
+            claim_key,
+            _envelope(partition, received_at, user_id, user_name, connection_id, payload),
+            payload,
+            content_digest(user_id, payload.data_type, payload.data),
+            received_at,
+        )
         try:
-            return await self._table.run("storing a message", store)
+            if self.group_commit:
+                return await self._append_grouped(append)
+            return await self._append_alone(append)
         except RedeliveryMismatch:
             logger.warning(
                 "Event %s of connection %s reuses the id of a stored event with other content "
@@ -127,6 +142,47 @@ class MessageStore(TableStore):
                 connection_id,
             )
             raise
+
+    async def _append_grouped(self, append: _Append) -> tuple[ChatMessage, bool]:
+        """Write at once to an idle partition, or share the transaction of the appends queued meanwhile."""
+        if self._group.lead(append.partition):  # nothing in flight: exactly the path of a lone append
+            return await self._lead(append)
+        rows = append.rows()
+        pending = Pending(append.partition, append.claim_key, rows, sum(map(request_bytes, rows)))
+        deadline = self._table.deadline_s
+        try:
+            async with asyncio.timeout(deadline):  # waiting in the queue counts against the store's deadline
+                outcome = await self._group.join(pending)
+                if outcome is Outcome.LEAD:
+                    return await self._lead(append)
+                if outcome is Outcome.ALONE:
+                    return await self._append_alone(append)
+        except TimeoutError as error:
+            raise StoreUnavailable(f"storing a message: no answer within {deadline:g} s") from error
+        return _message(append.envelope, append.payload), True
+
+    async def _lead(self, append: _Append) -> tuple[ChatMessage, bool]:
+        try:
+            return await self._append_alone(append)
+        finally:
+            self._group.done(append.partition)  # what queued meanwhile goes out now
+
+    async def _append_alone(self, append: _Append) -> tuple[ChatMessage, bool]:
+        """The message and its claim in a transaction of their own; a conflict finds the stored message."""
+
+        async def store(table: TableClient) -> tuple[ChatMessage, bool]:
+            for _ in range(_KEY_ATTEMPTS):
+                if await _create_together(table, *append.rows()):
+                    return _message(append.envelope, append.payload), True
+                stored = await _claimed(table, append.partition, append.claim_key, append.digest)
+                if stored is not None:
+                    return stored, False
+                # No claim: the random suffix met another message of the same tick. Draw again (every
+                # row key has the same length, so the size check still holds).
+                append.envelope["RowKey"] = message_row_key(append.received_at)
+            raise StoreUnavailable("storing a message: new message keys kept colliding")
+
+        return await self._table.run("storing a message", store)
 
     async def page(
         self, *, hub: str, limit: int, before: str | None = None
@@ -207,6 +263,28 @@ async def _has_row(table: TableClient, partition: str, row_key: str) -> bool:
     return True
 
 
+@dataclass(eq=False, slots=True)
+class _Append:
+    """One append's rows before they are written: the message row without its chunks, and the claim."""
+
+    partition: str
+    claim_key: str
+    envelope: dict[str, Any]  # the message row without its payload chunks
+    payload: Payload
+    digest: str
+    received_at: datetime
+
+    def rows(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The message row and its claim row, created together."""
+        claim = {
+            "PartitionKey": self.partition,
+            "RowKey": self.claim_key,
+            "message": self.envelope["RowKey"],
+            "digest": self.digest,
+        }
+        return self.envelope | split_chunks(self.payload.data), claim
+
+
 async def _claimed(table: TableClient, partition: str, claim_key: str, digest: str) -> ChatMessage | None:
     """The message an existing claim names, or None when there is no such claim.
 
@@ -261,7 +339,9 @@ def _envelope(
 async def _create_together(table: TableClient, message: dict[str, Any], claim: dict[str, Any]) -> bool:
     """Create the message row and its claim in one transaction; False when a row already exists."""
     try:
-        await table.submit_transaction([("create", message), ("create", claim)])
+        await table.submit_transaction(
+            [("create", message, CREATE_OPTIONS), ("create", claim, CREATE_OPTIONS)]
+        )
     except AzureError as error:
         if getattr(error, "status_code", None) == 409:
             return False

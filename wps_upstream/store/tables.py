@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from azure.core.exceptions import AzureError
 from azure.data.tables.aio import TableClient, TableServiceClient
 
+from wps_upstream.sdk_options import transport_options
 from wps_upstream.store.errors import StoreUnavailable, unavailable
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class Table:
             "retry_status": retries,
             "retry_backoff_factor": BACKOFF_FACTOR,
             "retry_backoff_max": BACKOFF_MAX,
+            **transport_options(),
         }
         self._service = _service_client(account, options)
         self._client = self._service.get_table_client(table_name)
