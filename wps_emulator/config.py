@@ -173,6 +173,7 @@ def program_name(argv0: str | None = None) -> str:
 
 
 def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    # One flag after another, as `--help` lists them: long, but a list read top to bottom, not logic.
     parser = argparse.ArgumentParser(
         prog=prog or program_name(),
         description="Local Azure Web PubSub service for development and tests.",
