@@ -6,6 +6,7 @@ Every server listens on 127.0.0.1 on a free port and is stopped by its PID when 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import hashlib
@@ -14,7 +15,8 @@ import json
 import statistics
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +147,24 @@ def message_headers(
     headers["Content-Type"] = "text/plain; charset=utf-8"
     headers["ce-connectionState"] = base64.b64encode(json.dumps({"userName": user_name}).encode()).decode()
     return headers
+
+
+async def repeat_for(
+    seconds: float, concurrency: int, operation: Callable[[int], Callable[[], Awaitable[None]]]
+) -> list[float]:
+    """`concurrency` workers each repeating their operation until `seconds` have passed; the latencies."""
+    latencies: list[float] = []
+    stop = time.perf_counter() + seconds
+
+    async def worker(index: int) -> None:
+        step = operation(index)
+        while time.perf_counter() < stop:
+            began = time.perf_counter()
+            await step()
+            latencies.append(time.perf_counter() - began)
+
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    return latencies
 
 
 def percentile(values: Sequence[float], share: float) -> float:

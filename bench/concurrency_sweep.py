@@ -14,12 +14,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 
 import azure.functions as func
-from _stack import EVENTHANDLER_URL, connect_event, median, percentile, running_stack, user_function
+from _stack import (
+    EVENTHANDLER_URL,
+    connect_event,
+    median,
+    percentile,
+    repeat_for,
+    running_stack,
+    user_function,
+)
 from message_throughput import App, Run, connection_worker, run_workers
 
 eventhandler = user_function("eventhandler")  # what the Functions host calls
@@ -41,18 +48,7 @@ def connect_worker(index: int) -> Callable[[], Awaitable[None]]:
 
 async def connects(concurrency: int, seconds: float) -> list[float]:
     """Latencies of connect events answered by `concurrency` workers (no I/O: the loop is the limit)."""
-    latencies: list[float] = []
-    stop = time.perf_counter() + seconds
-
-    async def worker(index: int) -> None:
-        step = connect_worker(index)
-        while time.perf_counter() < stop:
-            began = time.perf_counter()
-            await step()
-            latencies.append(time.perf_counter() - began)
-
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    return latencies
+    return await repeat_for(seconds, concurrency, connect_worker)
 
 
 async def sweep(seconds: float, rounds: int) -> tuple[dict[int, list[Run]], dict[int, list[float]]]:

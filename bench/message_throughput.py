@@ -36,7 +36,16 @@ from typing import Any
 
 import azure.functions as func
 from _cpu import LOOP, CpuAccount
-from _stack import EVENTHANDLER_URL, Stack, median, message_headers, percentile, running_stack, user_function
+from _stack import (
+    EVENTHANDLER_URL,
+    Stack,
+    median,
+    message_headers,
+    percentile,
+    repeat_for,
+    running_stack,
+    user_function,
+)
 
 from wps_upstream.services import Services, get_services, reset_services
 
@@ -87,20 +96,11 @@ async def run_workers(
 ) -> Run:
     """`concurrency` workers repeating their operation until `seconds` have passed."""
     run = Run()
-    stop = time.perf_counter() + seconds
-
-    async def worker(index: int) -> None:
-        step = operation(index)
-        while time.perf_counter() < stop:
-            began = time.perf_counter()
-            await step()
-            run.latencies.append(time.perf_counter() - began)
-            run.operations += 1
-
     others = {"Azurite": stack.azurite.pid, "REST stand-in": stack.rest.pid}
     before = {name: process_cpu_seconds(pid) for name, pid in others.items()}
     began, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    run.latencies = await repeat_for(seconds, concurrency, operation)
+    run.operations = len(run.latencies)
     run.seconds, run.cpu_seconds = time.perf_counter() - began, time.process_time() - cpu
     run.others = {
         name: (process_cpu_seconds(pid) - before[name]) / run.seconds for name, pid in others.items()

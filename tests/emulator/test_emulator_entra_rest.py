@@ -36,6 +36,8 @@ from wps_emulator.entra import AUDIENCE
 def emulator(
     session_logs: Path, tls_files: TlsFiles, local_issuer_server: LocalIssuer
 ) -> Iterator[TlsEmulator]:
+    # Its own process, not the keyless tests' one: these tests rotate the issuer's key, which must not
+    # leave another test's emulator holding keys that test does not expect.
     with entra_tls_emulator(
         session_logs,
         tls_files,
