@@ -1,8 +1,8 @@
 """Group commit on real Table storage (Azurite): concurrent appends share entity-group transactions.
 
 When nothing is in flight for a partition, an append writes alone, at once; appends that arrive meanwhile
-queue and go out together when it returns. `MessageStore.commit_statistics` counts the shared
-transactions. In `asyncio.gather`, the first append starts first and leads; the others queue behind it.
+queue and go out together when it returns, or beside it once eight of them wait.
+`MessageStore.commit_statistics` counts the shared transactions. In `asyncio.gather`, the first append starts first and leads; the others queue behind it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -267,3 +268,70 @@ async def test_connections_sending_one_after_the_other_keep_their_order(store: M
     for sent in conversations:
         connection_id = sent[0].decode().split()[0]
         assert [m.payload.data for m in stored if m.connection_id == connection_id] == sent
+
+
+@dataclass
+class HeldBack:
+    """What the `first_shared_transaction_held_back` fixture saw: the most transactions in flight at once."""
+
+    most_in_flight: int = 0
+
+
+@pytest.fixture
+def first_shared_transaction_held_back(monkeypatch: pytest.MonkeyPatch) -> HeldBack:
+    """SlowStorage (fault injection): the first transaction of more than one message waits 0.3 s before it
+    is sent, as a slow commit would; every transaction is counted while it is in flight."""
+    submit = TableClient.submit_transaction
+    seen, in_flight, shared = HeldBack(), [0], [0]
+
+    async def slow_first(self: TableClient, operations: Any, **kwargs: Any) -> Any:
+        operations = list(operations)
+        in_flight[0] += 1
+        seen.most_in_flight = max(seen.most_in_flight, in_flight[0])
+        try:
+            if len(operations) > 2:
+                shared[0] += 1
+                if shared[0] == 1:
+                    await asyncio.sleep(0.3)
+            return await submit(self, operations, **kwargs)
+        finally:
+            in_flight[0] -= 1
+
+    monkeypatch.setattr(TableClient, "submit_transaction", slow_first)
+    return seen
+
+
+async def test_a_second_transaction_goes_out_beside_a_slow_one_and_is_acknowledged_after_it(
+    store: MessageStore, first_shared_transaction_held_back: HeldBack
+) -> None:
+    answered: list[str] = []
+
+    async def send(connection_id: str) -> None:
+        await append(store, connection_id)
+        answered.append(connection_id)
+
+    first = [f"first-{i}" for i in range(10)]
+    second = [f"second-{i}" for i in range(10)]
+    earlier = asyncio.gather(send("leader"), *map(send, first))
+    await asyncio.sleep(0.1)  # the leader is stored; the first shared transaction is held back
+    await asyncio.gather(earlier, *map(send, second))
+
+    assert first_shared_transaction_held_back.most_in_flight == 2
+    assert store.commit_statistics.transactions == 2
+    # The second transaction committed first, but its messages were acknowledged after the first's.
+    assert set(answered[1:11]) == set(first) and set(answered[11:]) == set(second)
+    assert len(await history(store)) == 21
+
+
+async def test_appends_waiting_behind_a_write_go_out_together_below_the_early_batch(
+    store: MessageStore, first_shared_transaction_held_back: HeldBack
+) -> None:
+    # Seven appends wait behind the leader, then seven behind the held-back transaction: each time too few
+    # to start a write beside the one in flight, so they wait for it and go out together.
+    earlier = asyncio.gather(append(store, "leader"), *(append(store, f"first-{i}") for i in range(7)))
+    await asyncio.sleep(0.1)
+    await asyncio.gather(earlier, *(append(store, f"second-{i}") for i in range(7)))
+    assert first_shared_transaction_held_back.most_in_flight == 1
+    assert store.commit_statistics.transactions == 2
+    assert store.commit_statistics.largest == 7
+    assert len(await history(store)) == 15

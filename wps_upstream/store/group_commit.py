@@ -4,7 +4,11 @@ Each append brings its rows (a message row and its claim row). When nothing is b
 partition, the append leads: it writes its own rows at once, exactly as a lone append always has, so a
 message on a quiet hub waits for no timer and no one else. Appends that arrive while a write is in flight
 queue up; when it returns, the queue goes out as one transaction (at most 100 entities and well under
-4 MiB), then the next, until the queue is empty. Every waiter learns the outcome of its own transaction:
+4 MiB), then the next, until the queue is empty. Under load a second transaction starts as soon as
+EARLY_BATCH appends wait, so that the app builds one while storage commits the other (at most
+MAX_IN_FLIGHT per partition). Waiters are told in the order their transactions were started, so within a
+process messages are acknowledged in the order of their keys. Every waiter learns the outcome of its own
+transaction:
 
 - COMMITTED: its rows are stored (the transaction committed as a whole);
 - ALONE: it must write its rows the way a lone append does. A transaction refused with a 4xx (a claim
@@ -38,6 +42,10 @@ _TRANSACTION_OVERHEAD = 4 * 1024  # the batch and changeset envelopes
 _PART_OVERHEAD = 1024  # per entity: part headers, the request line with the table URL, the JSON keys
 _PROPERTY_OVERHEAD = 64  # per property: the quoted name, its "@odata.type" annotation, separators
 _ACTION = "storing messages"
+# Writes in flight per partition, and how many appends must wait before a second one starts: a transaction
+# costs the app about as much CPU as three more messages in it, so eight are worth a write of their own.
+MAX_IN_FLIGHT = 2
+EARLY_BATCH = 8
 # The service need not echo each created row back: less to send, and less for the SDK to parse.
 CREATE_OPTIONS = {"response_preference": "return-no-content"}
 
@@ -101,14 +109,22 @@ class Statistics:
 
 @dataclass(eq=False)
 class _Partition:
-    """A partition with a write in flight (a leader's, or the drain's) and the appends queued behind it."""
+    """A partition with writes in flight (a leader's, shared transactions) and the appends queued behind."""
 
     queue: deque[Pending] = field(default_factory=deque)
-    drain: asyncio.Task[None] | None = None
+    writes: int = 1  # writes in flight; the leader's, which made the partition busy, counts
+    leader: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    """Done when the leader's write is over."""
+    newest: asyncio.Future[None] = field(init=False)
+    """Done when the newest write's waiters have been told their outcome (the next write waits for it)."""
+    sends: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.newest = self.leader
 
 
 class GroupCommit:
-    """Per partition: one write in flight; whatever queues meanwhile goes out as the next transaction."""
+    """Per partition: at most MAX_IN_FLIGHT writes; whatever queues meanwhile goes out as the next one."""
 
     def __init__(self, table: Table) -> None:
         self._table = table
@@ -130,7 +146,7 @@ class GroupCommit:
         return True
 
     async def join(self, pending: Pending) -> Outcome:
-        """Queue behind the write in flight and wait for the outcome of the transaction `pending` goes out
+        """Queue behind the writes in flight and wait for the outcome of the transaction `pending` goes out
         in (LEAD instead when the partition has gone idle meanwhile: write, then call `done`). Cancelling
         the wait takes it out of the queue if it has not gone out yet."""
         state = self._partitions.get(pending.partition)
@@ -138,17 +154,16 @@ class GroupCommit:
             self._partitions[pending.partition] = _Partition()
             return Outcome.LEAD
         state.queue.append(pending)
+        self._send_when_due(pending.partition, state)
         return await pending.outcome
 
     def done(self, partition: str) -> None:
-        """The leader's write is over: send what queued meanwhile, or let the partition rest."""
+        """The leader's write is over: its waiters may follow; send what queued meanwhile, or rest."""
         state = self._partitions.get(partition)
         if state is None:  # closed meanwhile
             return
-        if state.queue:
-            state.drain = asyncio.get_running_loop().create_task(self._drain(partition, state))
-        else:
-            del self._partitions[partition]
+        _settle(state.leader)  # a leader has no write before it: its caller is told at once
+        self._write_ended(partition, state)
 
     async def close(self) -> None:
         """Stop sending; appends still waiting get StoreUnavailable."""
@@ -157,39 +172,66 @@ class GroupCommit:
         for state in states:
             for pending in state.queue:
                 pending.fail(closed)
-            if state.drain is not None:
-                state.drain.cancel()
-        drains = [state.drain for state in states if state.drain is not None]
-        await asyncio.gather(*drains, return_exceptions=True)
+            for send in state.sends:
+                send.cancel()
+        await asyncio.gather(*(send for state in states for send in state.sends), return_exceptions=True)
 
-    async def _drain(self, partition: str, state: _Partition) -> None:
+    def _send_when_due(self, partition: str, state: _Partition) -> None:
+        """Send the queue when no write is in flight, or when enough has queued to start another write
+        beside the ones in flight (while storage commits one, the app builds the next)."""
+        if not state.queue:
+            return
+        if state.writes == 0 or (state.writes < MAX_IN_FLIGHT and len(state.queue) >= EARLY_BATCH):
+            loop = asyncio.get_running_loop()
+            before, settled = state.newest, loop.create_future()
+            state.writes, state.newest = state.writes + 1, settled
+            send = loop.create_task(self._send(partition, state, before, settled))
+            state.sends.add(send)
+            send.add_done_callback(state.sends.discard)
+
+    def _write_ended(self, partition: str, state: _Partition) -> None:
+        if self._partitions.get(partition) is not state:  # closed meanwhile
+            return
+        state.writes -= 1
+        self._send_when_due(partition, state)
+        if not state.writes:
+            del self._partitions[partition]
+
+    async def _send(
+        self,
+        partition: str,
+        state: _Partition,
+        before: asyncio.Future[None],
+        settled: asyncio.Future[None],
+    ) -> None:
+        """One transaction from the head of the queue. Its waiters are told after those of the write before
+        it, so that within this process messages are acknowledged in the order of their keys."""
         batch: list[Pending] = []
         held: list[Pending] = []
         try:
-            while state.queue:
-                batch, held = _take(state.queue)
-                if len(batch) == 1:
-                    held.append(batch.pop())  # one append writes as a lone one does: no transaction to share
-                if batch:
-                    await self._commit(batch)
-                for pending in held:
-                    pending.resolve(Outcome.ALONE)
+            batch, held = _take(state.queue)
+            if len(batch) == 1:
+                held.append(batch.pop())  # one append writes as a lone one does: no transaction to share
+            outcome = await self._commit(batch) if batch else Outcome.ALONE
+            await asyncio.wait([before])
+            for pending in batch:
+                _tell(pending, outcome)
+            for pending in held:
+                pending.resolve(Outcome.ALONE)
         except BaseException as error:  # a bug or a cancellation: no waiter may be left waiting
             failure = StoreUnavailable(f"{_ACTION}: {type(error).__name__}")
             failure.__cause__ = error
             for pending in (*batch, *held, *state.queue):
                 pending.fail(failure)
+            state.queue.clear()
             raise
         finally:
-            if self._partitions.get(partition) is state:
-                del self._partitions[partition]
+            _settle(settled)
+            self._write_ended(partition, state)
 
-    async def _commit(self, batch: list[Pending]) -> None:
-        """Submit one transaction for `batch` and tell each waiter its outcome.
-
-        StoreUnavailable when storage failed or timed out: the batch's waiters get it, the next batch is
-        tried on its own.
-        """
+    async def _commit(self, batch: list[Pending]) -> Outcome | StoreUnavailable:
+        """Submit one transaction for `batch`: COMMITTED, ALONE when it was refused, or the
+        StoreUnavailable its waiters get when storage failed or timed out."""
         self._transactions += 1
         self._appends += len(batch)
         self._largest = max(self._largest, len(batch))
@@ -201,11 +243,20 @@ class GroupCommit:
         try:
             committed = await self._table.run(_ACTION, submit)
         except StoreUnavailable as error:
-            for pending in batch:
-                pending.fail(error)
-            return
-        for pending in batch:
-            pending.resolve(Outcome.COMMITTED if committed else Outcome.ALONE)
+            return error
+        return Outcome.COMMITTED if committed else Outcome.ALONE
+
+
+def _tell(pending: Pending, outcome: Outcome | StoreUnavailable) -> None:
+    if isinstance(outcome, StoreUnavailable):
+        pending.fail(outcome)
+    else:
+        pending.resolve(outcome)
+
+
+def _settle(settled: asyncio.Future[None]) -> None:
+    if not settled.done():
+        settled.set_result(None)
 
 
 async def create_together(table: TableClient, rows: Sequence[Mapping[str, Any]]) -> bool:
