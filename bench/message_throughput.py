@@ -9,7 +9,8 @@ Measured in one run, in rounds that take turns (medians of the rounds are printe
   after the other: one insert per message, the SDK as it comes (with the app's timeouts and retries);
   for information also with the transport option the app gives its clients;
 - app: C workers, each a connection sending `message` events one after the other (the next when the
-  previous is answered), C = 16 and 64;
+  previous is answered), C = 16 and 64; for information also with one write in flight per partition
+  (`MessageStore.max_in_flight = 1`: the queue goes out only when the write in flight returns);
 - latency at 1 concurrent: one connection whose messages take turns (ABBA) between group commit and the
   path every append took before it (one transaction per message: `MessageStore.group_commit = False`);
 - the app's CPU per message, split into storage (`MessageStore.append`, including the shared transactions
@@ -196,9 +197,12 @@ def connection_worker(index: int) -> Callable[[], Awaitable[None]]:
     return step
 
 
-async def app_messages(stack: Stack, concurrency: int, seconds: float) -> Run:
+async def app_messages(stack: Stack, concurrency: int, seconds: float, *, max_in_flight: int = 0) -> Run:
+    """The app at `concurrency`; `max_in_flight` > 0 sets the writes in flight per partition (1: before)."""
     app = App(stack)
     services = await app.start()
+    if max_in_flight:
+        services.messages.max_in_flight = max_in_flight
     try:
         before = services.messages.commit_statistics
         run = await run_workers(concurrency, seconds, connection_worker, stack)
@@ -287,6 +291,8 @@ async def measure(seconds: float, rounds: int) -> Results:
             results.add("bare64", await bare_inserts(stack, 64, seconds))
             results.add("app64", await app_messages(stack, 64, seconds))
             results.add("configured16", await bare_inserts(stack, 16, seconds, configured=True))
+            results.add("one16", await app_messages(stack, 16, seconds, max_in_flight=1))
+            results.add("one64", await app_messages(stack, 64, seconds, max_in_flight=1))
             grouped, alone = await app_latency(stack, seconds)
             results.grouped.append(grouped)
             results.alone.append(alone)
@@ -298,13 +304,15 @@ async def measure(seconds: float, rounds: int) -> Results:
 def report(results: Results) -> None:
     print()
     print("message events/s (store + broadcast + answer), median of the rounds")
-    print(f"{'':46}{'per second':>11}{'CPU ms/op':>10}{'per shared tx':>14}  other processes, CPU/core")
+    print(f"{'':48}{'per second':>11}{'CPU ms/op':>10}{'per shared tx':>14}  other processes, CPU/core")
     labels = {
         "bare16": "bare create_entity, 16 concurrent",
         "bare64": "bare create_entity, 64 concurrent",
         "app16": "app messages, 16 concurrent",
         "app64": "app messages, 64 concurrent",
         "configured16": "bare, app's transport option, 16 (info)",
+        "one16": "app, one write in flight (before), 16 (info)",
+        "one64": "app, one write in flight (before), 64 (info)",
     }
     for name, label in labels.items():
         runs = results.runs[name]
@@ -312,17 +320,19 @@ def report(results: Results) -> None:
         per_tx = f"{sum(a for _, a in shared) / sum(t for t, _ in shared):.1f}" if shared else "-"
         cpu = median([run.cpu_ms for run in runs])
         others = "  ".join(f"{who} {median([r.others[who] for r in runs]):.0%}" for who in runs[0].others)
-        print(f"{label:46}{results.rate(name):>11,.0f}{cpu:>10.2f}{per_tx:>14}  {others}")
+        print(f"{label:48}{results.rate(name):>11,.0f}{cpu:>10.2f}{per_tx:>14}  {others}")
     print()
     print("ratios, taken round by round (the machine's speed drifts), median of the rounds:")
     checks = [
         ("app at 16 / bare at 16", results.ratio("app16", "bare16"), TARGET_16),
         ("app at 64 / bare single-insert rate (at 16)", results.ratio("app64", "bare16"), TARGET_64),
         ("app at 64 / bare at 64 (information)", results.ratio("app64", "bare64"), None),
+        ("app at 16 / one write in flight (information)", results.ratio("app16", "one16"), None),
+        ("app at 64 / one write in flight (information)", results.ratio("app64", "one64"), None),
     ]
     for label, ratio, target in checks:
         verdict = "" if target is None else f"  target >= {target}: {'met' if ratio >= target else 'NOT met'}"
-        print(f"  {label:46}{ratio:6.2f}{verdict}")
+        print(f"  {label:48}{ratio:6.2f}{verdict}")
     report_latency(results)
     for concurrency, (run, split) in results.splits.items():
         report_split(concurrency, run, split)

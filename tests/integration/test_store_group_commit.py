@@ -2,7 +2,8 @@
 
 When nothing is in flight for a partition, an append writes alone, at once; appends that arrive meanwhile
 queue and go out together when it returns, or beside it once eight of them wait.
-`MessageStore.commit_statistics` counts the shared transactions. In `asyncio.gather`, the first append starts first and leads; the others queue behind it.
+`MessageStore.commit_statistics` counts the shared transactions. In `asyncio.gather`, the first append
+starts first and leads; the others queue behind it.
 """
 
 from __future__ import annotations
@@ -335,3 +336,20 @@ async def test_appends_waiting_behind_a_write_go_out_together_below_the_early_ba
     assert store.commit_statistics.transactions == 2
     assert store.commit_statistics.largest == 7
     assert len(await history(store)) == 15
+
+
+async def test_with_one_write_in_flight_a_long_queue_waits_for_it(
+    store: MessageStore, first_shared_transaction_held_back: HeldBack
+) -> None:
+    store.max_in_flight = 1
+    earlier = asyncio.gather(append(store, "leader"), *(append(store, f"first-{i}") for i in range(10)))
+    await asyncio.sleep(0.1)
+    await asyncio.gather(earlier, *(append(store, f"second-{i}") for i in range(10)))
+    assert first_shared_transaction_held_back.most_in_flight == 1
+    assert store.commit_statistics.transactions == 2
+    assert len(await history(store)) == 21
+
+
+def test_at_least_one_write_stays_allowed_in_flight(store: MessageStore) -> None:
+    with pytest.raises(ValueError, match="at least one write"):
+        store.max_in_flight = 0

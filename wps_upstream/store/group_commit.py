@@ -124,10 +124,12 @@ class _Partition:
 
 
 class GroupCommit:
-    """Per partition: at most MAX_IN_FLIGHT writes; whatever queues meanwhile goes out as the next one."""
+    """Per partition: at most `max_in_flight` writes; whatever queues meanwhile goes out as the next one."""
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, max_in_flight: int = MAX_IN_FLIGHT) -> None:
         self._table = table
+        self.max_in_flight = max_in_flight
+        """Writes in flight per partition; 1 sends the queue only when the write in flight returns."""
         self._partitions: dict[str, _Partition] = {}
         self._transactions = 0
         self._appends = 0
@@ -181,7 +183,7 @@ class GroupCommit:
         beside the ones in flight (while storage commits one, the app builds the next)."""
         if not state.queue:
             return
-        if state.writes == 0 or (state.writes < MAX_IN_FLIGHT and len(state.queue) >= EARLY_BATCH):
+        if state.writes == 0 or (state.writes < self.max_in_flight and len(state.queue) >= EARLY_BATCH):
             loop = asyncio.get_running_loop()
             before, settled = state.newest, loop.create_future()
             state.writes, state.newest = state.writes + 1, settled

@@ -78,6 +78,18 @@ class MessageStore(TableStore):
         """Whether concurrent appends share transactions; False writes every append alone (for comparison)."""
 
     @property
+    def max_in_flight(self) -> int:
+        """Writes in flight per partition (group_commit.MAX_IN_FLIGHT); 1 sends what queued only when the
+        write in flight returns (for comparison)."""
+        return self._group.max_in_flight
+
+    @max_in_flight.setter
+    def max_in_flight(self, writes: int) -> None:
+        if writes < 1:
+            raise ValueError(f"at least one write must be allowed in flight, not {writes}")
+        self._group.max_in_flight = writes
+
+    @property
     def commit_statistics(self) -> Statistics:
         """How many shared transactions group commit has sent, and how many appends they held."""
         return self._group.statistics
