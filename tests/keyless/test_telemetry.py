@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 import pytest
+from azure.data.tables import TableServiceClient
 
 from devhost.processes import free_port
 from tests.conftest import Azurite
@@ -51,7 +52,13 @@ def test_where_the_worker_sends_telemetry_the_app_configures_nothing() -> None:
 
 @pytest.fixture(scope="module")
 def one_message_traced(azurite: Azurite, rest_recorder: RestRecorder) -> dict[str, Any]:
-    """What tests/keyless/telemetry_scenario.py saw: a stored message, then a forged one, each invoked."""
+    """What tests/keyless/telemetry_scenario.py saw: a stored message, then a forged one, each invoked.
+
+    The tables exist beforehand, as in a running deployment (on a missing table the first transaction
+    would be sent twice: refused, then again after creating the table)."""
+    with TableServiceClient.from_connection_string(azurite.connection_string) as service:
+        for table in ("telemetrymessages", "telemetrypresence"):
+            service.create_table_if_not_exists(table)
     env = {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": str(PROJECT),

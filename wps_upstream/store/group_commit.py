@@ -34,7 +34,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.data.tables.aio import TableClient
 
 from wps_upstream.store.errors import StoreUnavailable
-from wps_upstream.store.tables import Table
+from wps_upstream.store.tables import Table, table_missing
 
 MAX_TRANSACTION_ENTITIES = 100  # Azure's limit for one entity-group transaction
 MAX_TRANSACTION_BYTES = 3 * 1024 * 1024 + 512 * 1024  # below Azure's 4 MiB, for the estimate's sake
@@ -268,7 +268,9 @@ async def create_together(table: TableClient, rows: Sequence[Mapping[str, Any]])
         await table.submit_transaction([("create", row, CREATE_OPTIONS) for row in rows])
     except HttpResponseError as error:
         status = error.status_code or 0
-        if 400 <= status < 500 and status not in (408, 429):  # 408 and 429 mean "later", not "refused"
+        # 408 and 429 mean "later", not "refused"; a missing table is created by Table.run, which then
+        # sends the transaction again.
+        if 400 <= status < 500 and status not in (408, 429) and not table_missing(error):
             return False
         raise
     return True

@@ -1,5 +1,5 @@
-"""One table of the account: its async client built once, the table created on first use, and every
-store call held to one deadline."""
+"""One table of the account: its async client built once, the table created when a call finds it
+missing, and every store call held to one deadline."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, HttpResponseError
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from wps_upstream.sdk_options import transport_options
@@ -48,7 +48,7 @@ def _service_client(account: str | TableEndpoint, options: dict[str, Any]) -> Ta
 
 
 class Table:
-    """A table and its client; `client()` creates the table the first time it is needed.
+    """A table and its client; a call that finds the table missing creates it and runs again.
 
     `account` is a storage connection string (`UseDevelopmentStorage=true` means Azurite) or a
     `TableEndpoint` reached by identity.
@@ -77,34 +77,41 @@ class Table:
         """The table service URL (for diagnostics; holds no secret)."""
         return str(self._service.url)
 
-    async def client(self) -> TableClient:
-        """The table client; the first call creates the table.
+    async def _create(self) -> None:
+        """Create the table (if no one else has).
 
         Callers that arrive while the table is being created wait for that one creation and share its
         outcome; after a failure, the next call tries again.
         """
         creation = self._creation
         if creation is None or (creation.done() and creation.exception() is not None):
-            creation = self._creation = asyncio.ensure_future(self._create())
+            creation = self._creation = asyncio.ensure_future(self._create_once())
         # Shielded: a caller that gives up (its deadline) does not cancel the creation others wait for.
         await asyncio.shield(creation)
-        return self._client
 
-    async def _create(self) -> None:
+    async def _create_once(self) -> None:
         try:
             await self._service.create_table_if_not_exists(self.name)
         except AzureError as error:
             raise unavailable(f"creating table {self.name}", error) from error
 
     async def run(self, action: str, operation: Callable[[TableClient], Awaitable[T]]) -> T:
-        """Run one store call on the table (created first if need be), held to `deadline_s`.
+        """Run one store call on the table, held to `deadline_s`.
 
-        A storage failure or a call past the deadline is StoreUnavailable naming `action`; errors the
-        operation raises on purpose pass through.
+        The table is not checked first: a call that finds it missing creates it and runs once more, so a
+        new process makes no extra request when the table exists (the usual case). A storage failure or a
+        call past the deadline is StoreUnavailable naming `action`; errors the operation raises on purpose
+        pass through.
         """
         try:
             async with asyncio.timeout(self.deadline_s):
-                return await operation(await self.client())
+                try:
+                    return await operation(self._client)
+                except HttpResponseError as error:
+                    if not table_missing(error):
+                        raise
+                await self._create()
+                return await operation(self._client)
         except TimeoutError as error:
             raise StoreUnavailable(f"{action}: no answer within {self.deadline_s:g} s") from error
         except AzureError as error:
@@ -137,3 +144,15 @@ class TableStore:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def table_missing(error: HttpResponseError) -> bool:
+    """Whether storage refused a call because the table does not exist.
+
+    Azure and Azurite say `TableNotFound`; an insert (`create_entity`) on Azurite answers a bare 404 with
+    no error code, and an insert cannot be refused with 404 for any other reason.
+    """
+    if error.status_code != 404:
+        return False
+    code = getattr(error, "error_code", None)
+    return code == "TableNotFound" or code is None
