@@ -44,6 +44,8 @@ def join(page: Page, chat_app: ChatApp, name: str) -> None:
     page.get_by_test_id("name-input").fill(name)
     page.get_by_test_id("connect-button").click()
     expect_connected(page)
+    # The latest messages are shown: what is sent from now on arrives live, not in that first page.
+    expect(page.get_by_test_id("log")).to_have_attribute("aria-busy", "false")
 
 
 def expect_connected(page: Page) -> None:

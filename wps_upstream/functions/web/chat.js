@@ -442,6 +442,7 @@
   // After each (re)connection: fill in what was missed, then show the broadcasts that came meanwhile.
   async function synchronize(gen) {
     catchingUp = true;
+    log.setAttribute("aria-busy", "true"); // history is being filled in
     liveBuffer = [];
     for (let tries = 1; ; tries++) {
       try {
@@ -462,6 +463,7 @@
     const buffered = liveBuffer;
     liveBuffer = [];
     for (const message of buffered) showMessage(message, "live");
+    log.setAttribute("aria-busy", "false");
   }
 
   async function loadPresence(gen) {
