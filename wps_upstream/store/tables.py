@@ -149,8 +149,9 @@ class TableStore:
 def table_missing(error: HttpResponseError) -> bool:
     """Whether storage refused a call because the table does not exist.
 
-    Azure and Azurite say `TableNotFound`; an insert (`create_entity`) on Azurite answers a bare 404 with
-    no error code, and an insert cannot be refused with 404 for any other reason.
+    Azure and Azurite say `TableNotFound`. A 404 without an error code counts too: Azurite answers an insert
+    (`create_entity`) into a missing table so, and an insert cannot get 404 for another reason; any other
+    call answered so costs one creation request that finds the table there, then fails as before.
     """
     if error.status_code != 404:
         return False

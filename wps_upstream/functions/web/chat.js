@@ -523,6 +523,7 @@
     socket = null;
     generation += 1; // answers of this connection's requests are no longer wanted
     catchingUp = false;
+    log.setAttribute("aria-busy", "false");
     liveBuffer = [];
     noticesDuringSnapshot = null;
     for (const send of pendingSends.values()) {
