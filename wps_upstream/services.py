@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from wps_upstream.notify import Notifier
     from wps_upstream.store import MessageStore, PresenceStore
-    from wps_upstream.store.tables import TableEndpoint
+    from wps_upstream.store.tables import Table, TableEndpoint
 
 
 class Services:
@@ -69,30 +69,22 @@ class Services:
     @functools.cached_property
     def messages(self) -> MessageStore:
         from wps_upstream.store import MessageStore
-        from wps_upstream.store.tables import Table
 
         settings = self.settings
-        table = Table(
-            self._table_account,
-            settings.messages_table,
-            settings.dependency_timeout_s,
-            settings.dependency_retries,
-        )
-        return MessageStore(table, settings.messages_partitions)
+        return MessageStore(self._table(settings.messages_table), settings.messages_partitions)
 
     @functools.cached_property
     def presence(self) -> PresenceStore:
         from wps_upstream.store import PresenceStore
+
+        return PresenceStore(self._table(self.settings.presence_table))
+
+    def _table(self, name: str) -> Table:
+        """A table of the app's storage account, with the dependency timeout and retries."""
         from wps_upstream.store.tables import Table
 
         settings = self.settings
-        table = Table(
-            self._table_account,
-            settings.presence_table,
-            settings.dependency_timeout_s,
-            settings.dependency_retries,
-        )
-        return PresenceStore(table)
+        return Table(self._table_account, name, settings.dependency_timeout_s, settings.dependency_retries)
 
     @property
     def _table_account(self) -> str | TableEndpoint:
