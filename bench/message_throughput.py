@@ -197,11 +197,13 @@ def connection_worker(index: int) -> Callable[[], Awaitable[None]]:
     return step
 
 
-async def app_messages(stack: Stack, concurrency: int, seconds: float, *, max_in_flight: int = 0) -> Run:
-    """The app at `concurrency`; `max_in_flight` > 0 sets the writes in flight per partition (1: before)."""
+async def app_messages(
+    stack: Stack, concurrency: int, seconds: float, *, max_in_flight: int | None = None
+) -> Run:
+    """The app at `concurrency`; `max_in_flight` sets the writes in flight per partition (1: before)."""
     app = App(stack)
     services = await app.start()
-    if max_in_flight:
+    if max_in_flight is not None:
         services.messages.max_in_flight = max_in_flight
     try:
         before = services.messages.commit_statistics
