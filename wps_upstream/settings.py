@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
-from uuid import UUID
 
 from wps_upstream.errors import ConfigurationError
 
@@ -345,9 +344,17 @@ def _guid(env: Mapping[str, str], name: str) -> str | None:
     if not raw:
         return None
     try:
-        return str(UUID(raw))
+        return _canonical_guid(raw)
     except ValueError:
         raise ConfigurationError(f"The setting {name} must be a GUID (an Entra id).") from None
+
+
+def _canonical_guid(value: str) -> str:
+    """A GUID in canonical form (lower case, hyphens); ValueError when `value` is not one."""
+    # Imported here: only the Entra settings need it, and importing uuid costs a cold start about 2 ms.
+    from uuid import UUID
+
+    return str(UUID(value))
 
 
 def _guids(env: Mapping[str, str], name: str) -> list[str]:
@@ -355,7 +362,7 @@ def _guids(env: Mapping[str, str], name: str) -> list[str]:
     found = []
     for item in env.get(name, "").replace(",", " ").split():
         try:
-            found.append(str(UUID(item)))
+            found.append(_canonical_guid(item))
         except ValueError:
             raise ConfigurationError(
                 f"The setting {name} must list GUIDs (object or client ids), comma-separated."
