@@ -16,7 +16,11 @@ Measured in one run, in rounds that take turns (medians of the rounds are printe
 - the app's CPU per message, split into storage (`MessageStore.append`, including the shared transactions
   it waits for), the REST call (`Notifier.broadcast_message`) and the rest (parsing, checks, the handler,
   the answer, the event loop), in a separate pass with CPU accounting on (bench/_cpu.py);
-- the CPU each process used during the app runs (this one, Azurite, the REST stand-in), per core.
+- the CPU each process used during the app runs (this one, Azurite, the REST stand-in), per core;
+- the floor: what the SDK calls of one message cost alone (its share of a transaction of as many appends
+  as the app's transactions held in the same round, and one `send_to_all`), called one at a time with the
+  clients configured as the app configures them. The app runs on one event loop, so even if its own code
+  cost nothing it could not pass one core's worth of that: the highest ratio the SDKs leave room for.
 
 Run: .venv/bin/python bench/message_throughput.py [--seconds 3] [--rounds 5]
 """
@@ -48,7 +52,11 @@ from _stack import (
     user_function,
 )
 
+from wps_upstream.chat import ChatMessage
+from wps_upstream.payload import Payload
 from wps_upstream.services import Services, get_services, reset_services
+from wps_upstream.store.group_commit import create_together
+from wps_upstream.store.keys import claim_row_key, content_digest
 
 TEXT = b"hello, this is a chat message of a typical length"  # 49 bytes
 TARGET_16 = 0.9  # app at 16 concurrent / bare at 16 concurrent
@@ -90,6 +98,11 @@ class Run:
     @property
     def cpu_ms(self) -> float:
         return self.cpu_seconds / self.operations * 1e3
+
+    @property
+    def appends_per_transaction(self) -> int:
+        transactions, appends = self.shared
+        return max(1, round(appends / transactions)) if transactions else 1
 
 
 async def run_workers(
@@ -264,12 +277,93 @@ async def app_cpu_split(stack: Stack, concurrency: int, seconds: float) -> tuple
     return run, dict(account.seconds)
 
 
+@dataclass(frozen=True)
+class Floor:
+    """CPU per message of the SDK calls alone, one call at a time (ms), for `appends` per transaction."""
+
+    appends: int
+    storage_ms: float  # the message's share of one transaction (its message row and claim row)
+    rest_ms: float  # one send_to_all of the message
+
+    @property
+    def total_ms(self) -> float:
+        return self.storage_ms + self.rest_ms
+
+    @property
+    def one_core_rate(self) -> float:
+        """Messages/s one core could carry if the app's own code (parsing, checks, group commit, the
+        handler, the answer) cost nothing."""
+        return 1e3 / self.total_ms
+
+
+async def sdk_floor(stack: Stack, appends: list[int], messages: int = 300) -> list[Floor]:
+    """The floor for each transaction size in `appends`: the table client and the REST client configured
+    as the app configures them, each call awaited alone, thread CPU time per message."""
+    from azure.data.tables.aio import TableClient
+
+    from wps_upstream.sdk_options import transport_options
+
+    app = App(stack)
+    services = await app.start()
+    table = TableClient.from_connection_string(
+        stack.storage, f"floor{uuid.uuid4().hex[:12]}", **transport_options()
+    )
+    sequence = iter(range(10**9))
+
+    def rows(count: int) -> list[dict[str, Any]]:
+        """`count` appends' rows as the app writes them: a message row and its claim row each."""
+        made: list[dict[str, Any]] = []
+        for index in range(count):
+            message = message_entity(index, next(sequence))
+            claim = {
+                "PartitionKey": message["PartitionKey"],
+                "RowKey": claim_row_key(message["connectionId"], message["RowKey"]),
+                "message": message["RowKey"],
+                "digest": content_digest("ann", "text", TEXT),
+            }
+            made += [message, claim]
+        return made
+
+    body = ChatMessage(
+        "m" + "0" * 27,
+        "ann",
+        "conn-0",
+        "2026-12-03T10:11:12.345Z",
+        Payload("text", TEXT, TEXT.decode()),
+        "Ann",
+    ).to_json()
+    async with table:
+        await table.create_table()
+        try:
+            await services.notifier.client.send_to_all(body, content_type="application/json")  # warm
+            began = time.thread_time()
+            for _ in range(messages):
+                await services.notifier.client.send_to_all(body, content_type="application/json")
+            rest_ms = (time.thread_time() - began) / messages * 1e3
+            floors = []
+            for count in appends:
+                await create_together(table, rows(count))  # warm: the connection is open
+                transactions = max(3, messages // count)
+                batches = [rows(count) for _ in range(transactions)]  # built before the clock starts
+                began = time.thread_time()
+                for batch in batches:
+                    if not await create_together(table, batch):
+                        raise RuntimeError("storage refused a transaction of the floor")
+                storage_ms = (time.thread_time() - began) / (transactions * count) * 1e3
+                floors.append(Floor(count, storage_ms, rest_ms))
+        finally:
+            await table.delete_table()
+            await app.stop()
+    return floors
+
+
 @dataclass
 class Results:
     runs: dict[str, list[Run]] = field(default_factory=dict)
     grouped: list[Run] = field(default_factory=list)
     alone: list[Run] = field(default_factory=list)
     splits: dict[int, tuple[Run, dict[str, float]]] = field(default_factory=dict)
+    floors: dict[int, list[Floor]] = field(default_factory=dict)  # per concurrency, one per round
 
     def add(self, name: str, run: Run) -> None:
         self.runs.setdefault(name, []).append(run)
@@ -292,6 +386,9 @@ async def measure(seconds: float, rounds: int) -> Results:
             results.add("app16", await app_messages(stack, 16, seconds))
             results.add("bare64", await bare_inserts(stack, 64, seconds))
             results.add("app64", await app_messages(stack, 64, seconds))
+            sizes = [results.runs[f"app{c}"][-1].appends_per_transaction for c in (16, 64)]
+            for concurrency, floor in zip((16, 64), await sdk_floor(stack, sizes), strict=True):
+                results.floors.setdefault(concurrency, []).append(floor)
             results.add("configured16", await bare_inserts(stack, 16, seconds, configured=True))
             results.add("one16", await app_messages(stack, 16, seconds, max_in_flight=1))
             results.add("one64", await app_messages(stack, 64, seconds, max_in_flight=1))
@@ -338,6 +435,7 @@ def report(results: Results) -> None:
     report_latency(results)
     for concurrency, (run, split) in results.splits.items():
         report_split(concurrency, run, split)
+    report_floor(results)
 
 
 def report_latency(results: Results) -> None:
@@ -382,6 +480,34 @@ def report_split(concurrency: int, run: Run, split: dict[str, float]) -> None:
     rest = total - storage - rest_call
     print(f"  the rest   {rest:6.3f}  {rest / total:4.0%}  (the event loop itself: {per.get(LOOP, 0.0):.3f})")
     print(f"  total      {total:6.3f}")
+
+
+def report_floor(results: Results) -> None:
+    print()
+    print("the floor: CPU per message of the SDK calls alone (one call at a time, the app's transaction")
+    print("size of the same round), ms, median of the rounds; the app runs on one event loop, so even if")
+    print("its own code cost nothing it could not pass one core's worth of this")
+    print(
+        f"{'':22}{'appends/tx':>11}{'storage':>9}{'REST call':>11}{'total':>8}{'/s on one core':>16}"
+        "  / bare at 16"
+    )
+    targets = {16: TARGET_16, 64: TARGET_64}
+    for concurrency, floors in results.floors.items():
+        best = median(
+            [
+                floor.one_core_rate / bare.rate
+                for floor, bare in zip(floors, results.runs["bare16"], strict=True)
+            ]
+        )
+        figures = [
+            median([getattr(floor, name) for floor in floors])
+            for name in ("appends", "storage_ms", "rest_ms", "total_ms", "one_core_rate")
+        ]
+        appends, storage, rest_call, total, rate = figures
+        print(
+            f"  as at {concurrency} concurrent{appends:>9.0f}{storage:>9.3f}{rest_call:>11.3f}{total:>8.3f}"
+            f"{rate:>16,.0f}  {best:5.2f} (target {targets[concurrency]})"
+        )
 
 
 def main() -> None:
