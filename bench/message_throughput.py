@@ -485,8 +485,8 @@ def report_split(concurrency: int, run: Run, split: dict[str, float]) -> None:
 def report_floor(results: Results) -> None:
     print()
     print("the floor: CPU per message of the SDK calls alone (one call at a time, the app's transaction")
-    print("size of the same round), ms, median of the rounds; the app runs on one event loop, so even if")
-    print("its own code cost nothing it could not pass one core's worth of this")
+    print("size of the same round), ms; each column is the median of the rounds. The app runs on one event")
+    print("loop: even if its own code cost nothing, it could not pass one core's worth of this")
     print(
         f"{'':22}{'appends/tx':>11}{'storage':>9}{'REST call':>11}{'total':>8}{'/s on one core':>16}"
         "  / bare at 16"
