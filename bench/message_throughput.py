@@ -51,6 +51,7 @@ from _stack import (
     running_stack,
     user_function,
 )
+from azure.data.tables.aio import TableClient
 
 from wps_upstream.chat import ChatMessage
 from wps_upstream.payload import Payload
@@ -139,24 +140,28 @@ def message_entity(index: int, sequence: int) -> dict[str, Any]:
     }
 
 
-async def bare_inserts(stack: Stack, concurrency: int, seconds: float, *, configured: bool = False) -> Run:
-    """One `create_entity` per message: azure.data.tables.aio as it comes (its defaults, but the app's
-    timeouts and retries), or `configured` with the transport options the app gives its clients."""
-    from azure.data.tables.aio import TableClient
-
+def table_client(stack: Stack, prefix: str, *, configured: bool) -> TableClient:
+    """A client of a new table (named `prefix` + random): azure.data.tables.aio as it comes (its defaults,
+    but the app's timeouts and retries), or `configured` with the transport options the app gives its
+    clients."""
     from wps_upstream.sdk_options import transport_options
     from wps_upstream.settings import Settings
 
     settings = Settings.from_environ(stack.environment())
     timeout, retries = settings.dependency_timeout_s, settings.dependency_retries
-    client = TableClient.from_connection_string(
+    return TableClient.from_connection_string(
         stack.storage,
-        f"bare{uuid.uuid4().hex[:12]}",
+        f"{prefix}{uuid.uuid4().hex[:12]}",
         connection_timeout=timeout,
         read_timeout=timeout,
         retry_total=retries,
         **(transport_options() if configured else {}),
     )
+
+
+async def bare_inserts(stack: Stack, concurrency: int, seconds: float, *, configured: bool = False) -> Run:
+    """One `create_entity` per message: a `table_client`, as it comes or `configured`."""
+    client = table_client(stack, "bare", configured=configured)
     async with client:
         await client.create_table()
         sequence = iter(range(10**9))
@@ -297,17 +302,12 @@ class Floor:
 
 
 async def sdk_floor(stack: Stack, appends: list[int], messages: int = 300) -> list[Floor]:
-    """The floor for each transaction size in `appends`: the table client and the REST client configured
-    as the app configures them, each call awaited alone, thread CPU time per message."""
-    from azure.data.tables.aio import TableClient
-
-    from wps_upstream.sdk_options import transport_options
-
+    """The floor for each transaction size in `appends`: the app's own REST client and a table client with
+    the app's timeouts, retries and transport options, each call awaited alone, thread CPU time per
+    message."""
     app = App(stack)
     services = await app.start()
-    table = TableClient.from_connection_string(
-        stack.storage, f"floor{uuid.uuid4().hex[:12]}", **transport_options()
-    )
+    table = table_client(stack, "floor", configured=True)
     sequence = iter(range(10**9))
 
     def rows(count: int) -> list[dict[str, Any]]:
